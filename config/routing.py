@@ -1,0 +1,11 @@
+"""Every WebSocket route of the product, in one list (each app adds its own)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from core.consumers import NotificationsConsumer
+
+websocket_urlpatterns = [
+    path("ws/notifications/", NotificationsConsumer.as_asgi()),
+]

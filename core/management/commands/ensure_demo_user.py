@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Create the demo user (DEMO_USER / DEMO_PASSWORD, default demo/demo) if missing."
+
+    def handle(self, *args, **options) -> None:
+        username = settings.DEMO_USER
+        if not username:
+            self.stdout.write("DEMO_USER is empty: no demo user.")
+            return
+        User = get_user_model()
+        user, created = User.objects.get_or_create(username=username)
+        if created:
+            user.set_password(settings.DEMO_PASSWORD)
+            user.save(update_fields=["password"])
+            self.stdout.write(f"Created the demo user {username!r}.")
+        else:
+            self.stdout.write(f"The demo user {username!r} already exists.")

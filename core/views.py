@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from core.health import readiness
+
+
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "core/home.html")
+
+
+@login_not_required
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> HttpResponse:
+    """The process is alive and serving; says nothing about its dependencies."""
+    return JsonResponse({"status": "ok"})
+
+
+@login_not_required
+@require_GET
+@never_cache
+def readyz(request: HttpRequest) -> HttpResponse:
+    """200 when every dependency answers, else 503 naming the ones that are down."""
+    checks = readiness()
+    down = sorted(name for name, result in checks.items() if result["status"] != "ok")
+    body = {"status": "ok" if not down else "unavailable", "down": down, "checks": checks}
+    return JsonResponse(body, status=503 if down else 200)

@@ -1,0 +1,94 @@
+"""The sandbox as a pytest fixture: one `manage.py sandbox` subprocess per test session.
+
+Tests reach it only over loopback HTTP (the real SDKs, or raw HTTP for the control endpoints).
+`sandbox` resets it to the seed before each test that uses it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass
+class Sandbox:
+    url: str
+
+    @property
+    def smartsheet_base(self) -> str:
+        return f"{self.url}/2.0"
+
+    def control(self, method: str, path: str, **kwargs) -> httpx.Response:
+        response = httpx.request(method, f"{self.url}/_sandbox/{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response
+
+    def configure(self, **sections: dict) -> dict:
+        """Merge e.g. configure(smartsheet={"rpm": 60}) into the sandbox config; returns it all."""
+        return self.control("POST", "config", json=sections).json()
+
+    def config(self) -> dict:
+        return self.control("GET", "config").json()
+
+    def stats(self) -> dict:
+        return self.control("GET", "stats").json()
+
+    def reset(self) -> None:
+        self.control("POST", "reset")
+
+
+@pytest.fixture(scope="session")
+def sandbox_server() -> Iterator[Sandbox]:
+    from tests.conftest import stop_process, wait_until
+
+    port = os.environ["SANDBOX_PORT"]
+    sandbox = Sandbox(url=f"http://127.0.0.1:{port}")
+    log = open(ROOT / "var" / "test-sandbox.log", "w")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "manage.py",
+            "sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--seed",
+            "demo",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+    def answers() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the sandbox exited early; see {log.name}")
+        try:
+            return httpx.get(f"{sandbox.url}/_sandbox/config", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_until(answers, timeout=60, what="the sandbox to answer")
+        yield sandbox
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox) -> Sandbox:
+    """The sandbox, back at its seed with zeroed stats and default config."""
+    sandbox_server.reset()
+    return sandbox_server

@@ -1,0 +1,53 @@
+"""Settings for the test suite and for the servers it starts (daphne, Celery, the sandbox).
+
+The first process to import this picks free ports and a Redis database and writes them to the
+environment, so every subprocess it starts inherits the same values and they all agree.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+os.environ.setdefault("WORKBENCH_TEST_DAPHNE_PORT", str(_free_port()))
+os.environ.setdefault("SANDBOX_PORT", str(_free_port()))
+# Database 15 and its own prefixes keep the suite away from a `make run` on the same Redis.
+os.environ.setdefault("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+os.environ.setdefault("REDIS_PREFIX", f"wbtest{os.getpid()}")
+# Tests always talk to the sandbox, never to real services, whatever the shell exports.
+for name in (
+    "SMARTSHEET_ACCESS_TOKEN",
+    "AZURE_OPENAI_API_KEY",
+    "SMARTSHEET_API_BASE",
+    "AZURE_OPENAI_ENDPOINT",
+):
+    os.environ.pop(name, None)
+
+from config.settings import *  # noqa: E402, F403
+from config.settings import BASE_DIR, DATABASES  # noqa: E402
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
+DEBUG = False
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Browser tests need a file the daphne subprocess can open too.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+else:
+    DATABASES["default"]["TEST"] = {"NAME": "test_workbench"}
+
+# A server started by the suite (daphne, a Celery worker) must use the test database, which the
+# suite has already created and migrated.
+if os.environ.get("WORKBENCH_USE_TEST_DB") == "1":
+    DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
+
+CELERY_BEAT_SCHEDULE = {}
