@@ -224,3 +224,15 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.skip(f"{name} is not installed")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _forget_redis_keys_after_the_session():
+    """The suite's Redis keys all carry its own prefix; drop them when it ends."""
+    yield
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=f"{settings.REDIS_PREFIX}*", count=1000))
+    if keys:
+        client.delete(*keys)
