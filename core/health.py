@@ -1,12 +1,20 @@
-"""Readiness checks: each returns None when the dependency answers, else a short reason."""
+"""Readiness checks: each returns None when the dependency answers, else a short reason.
+
+Apps add their own checks with `register_check` from their AppConfig.ready() (core imports no
+other app). A check that is not `critical` is reported but does not make the process unready:
+the web app still serves pages when, say, the AI deployment is misconfigured.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import redis
 from django.conf import settings
 from django.db import connection
+
+Check = Callable[[], "str | None"]
 
 
 def check_database() -> str | None:
@@ -31,16 +39,32 @@ def check_redis() -> str | None:
     return None
 
 
-CHECKS: dict[str, Callable[[], str | None]] = {
-    "database": check_database,
-    "redis": check_redis,
+@dataclass(frozen=True)
+class RegisteredCheck:
+    check: Check
+    critical: bool
+
+
+CHECKS: dict[str, RegisteredCheck] = {
+    "database": RegisteredCheck(check_database, critical=True),
+    "redis": RegisteredCheck(check_redis, critical=True),
 }
 
 
-def readiness() -> dict[str, dict[str, str]]:
-    """Run every check; the result maps a dependency's name to {"status": "ok"|"down", ...}."""
+def register_check(name: str, check: Check, *, critical: bool = True) -> None:
+    CHECKS[name] = RegisteredCheck(check, critical)
+
+
+def readiness() -> tuple[dict[str, dict[str, str]], list[str]]:
+    """Run every check: a report per dependency, and the names of the critical ones down."""
     report: dict[str, dict[str, str]] = {}
-    for name, check in CHECKS.items():
-        error = check()
-        report[name] = {"status": "ok"} if error is None else {"status": "down", "error": error}
-    return report
+    down: list[str] = []
+    for name, registered in CHECKS.items():
+        error = registered.check()
+        if error is None:
+            report[name] = {"status": "ok"}
+            continue
+        report[name] = {"status": "down", "error": error}
+        if registered.critical:
+            down.append(name)
+    return report, sorted(down)

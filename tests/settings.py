@@ -21,6 +21,8 @@ os.environ.setdefault("SANDBOX_PORT", str(_free_port()))
 # Database 15 and its own prefixes keep the suite away from a `make run` on the same Redis.
 os.environ.setdefault("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
 os.environ.setdefault("REDIS_PREFIX", f"wbtest{os.getpid()}")
+# Several suites may run at once on one machine (CI beside a developer): one test database each.
+os.environ.setdefault("WORKBENCH_TEST_DB", f"test_workbench_{os.getpid()}")
 # Tests always talk to the sandbox, never to real services, whatever the shell exports.
 for name in (
     "SMARTSHEET_ACCESS_TOKEN",
@@ -41,9 +43,11 @@ WHITENOISE_AUTOREFRESH = True
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Browser tests need a file the daphne subprocess can open too.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test-db.sqlite3")}
+    DATABASES["default"]["TEST"] = {
+        "NAME": str(BASE_DIR / "var" / f"{os.environ['WORKBENCH_TEST_DB']}.sqlite3")
+    }
 else:
-    DATABASES["default"]["TEST"] = {"NAME": "test_workbench"}
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["WORKBENCH_TEST_DB"]}
 
 # A server started by the suite (daphne, a Celery worker) must use the test database, which the
 # suite has already created and migrated.
