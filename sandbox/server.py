@@ -1,0 +1,82 @@
+"""The sandbox's ASGI app: Smartsheet at /2.0, Azure OpenAI at /openai/, control at /_sandbox/."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from sandbox.smartsheet import SmartsheetService
+from sandbox.state import ConfigError, SandboxState
+
+
+def _json(data: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def control_routes(state: SandboxState, smartsheet: SmartsheetService) -> list[BaseRoute]:
+    async def config(request: Request) -> Response:
+        if request.method == "GET":
+            return _json(state.config)
+        try:
+            partial = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as exc:
+            return _json({"error": f"The body is not valid JSON: {exc}."}, 400)
+        try:
+            return _json(state.merge_config(partial))
+        except ConfigError as exc:
+            return _json({"error": str(exc)}, 400)
+
+    async def stats(request: Request) -> Response:
+        return _json(state.stats.snapshot())
+
+    async def reset(request: Request) -> Response:
+        state.reset()
+        return _json({"reset": True, "seed": state.seed})
+
+    async def flush(request: Request) -> Response:
+        # Tests wait here instead of sleeping: every queued webhook callback has been delivered
+        # (or has failed for good) when this answers.
+        timeout = float(request.query_params.get("timeout", "30"))
+        done = await smartsheet.webhooks.flush(timeout)
+        return _json({"flushed": done}, 200 if done else 504)
+
+    return [
+        Route("/config", config, methods=["GET", "POST"]),
+        Route("/stats", stats, methods=["GET"]),
+        Route("/reset", reset, methods=["POST"]),
+        Route("/flush", flush, methods=["POST"]),
+    ]
+
+
+def build_app(seed: str) -> Starlette:
+    """The whole sandbox for one seed ("demo" or "empty"); state lives in this app only."""
+    state = SandboxState(seed)
+    smartsheet = SmartsheetService(state)
+    routes: list[BaseRoute] = [
+        Mount("/2.0", routes=smartsheet.routes()),
+        Mount("/_sandbox", routes=control_routes(state, smartsheet)),
+    ]
+    try:
+        from sandbox.azure_openai import AzureOpenAIService
+    except ImportError:
+        # The Azure half is being written beside this one; until it lands, serve Smartsheet only.
+        AzureOpenAIService = None
+    if AzureOpenAIService is not None:
+        azure = AzureOpenAIService(state)
+        routes += azure.routes()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await smartsheet.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.sandbox = state
+    app.state.smartsheet = smartsheet
+    return app
