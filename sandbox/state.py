@@ -40,6 +40,12 @@ DEFAULT_CONFIG: dict[str, dict[str, Any]] = {
         "fail_kinds": ["rate_limit"],
         "retry_after_ms": 1000,
         "content_filter_trigger": "FORBIDDEN-TOPIC",
+        # Azure OpenAI half (sandbox/azure_openai): RPM is enforced per short window, a completion
+        # filter trigger, how long an injected timeout holds, the TPM estimate without max_tokens.
+        "rpm_window_s": 10.0,
+        "completion_filter_trigger": "FILTER-COMPLETION",
+        "timeout_ms": 5000,
+        "default_max_tokens": 1024,
         "per_deployment": {},
     },
 }
