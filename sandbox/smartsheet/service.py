@@ -1,24 +1,679 @@
-"""Smartsheet API 2.0 routes (being filled in; the frame commit serves none yet)."""
+"""The Smartsheet API 2.0 stand-in: auth, per-token rate limit, injected faults, and the routes.
+
+Handlers never await in the middle of a change, so the single event loop makes each request
+atomic without locks.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import asyncio
+import random
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from sandbox.smartsheet import seed
+from sandbox.smartsheet.model import (
+    COLUMN_TYPES,
+    ApiError,
+    Column,
+    IdMaker,
+    Sheet,
+    User,
+    iso,
+    missing_attribute,
+    not_found,
+    now,
+    unparseable,
+)
+from sandbox.smartsheet.rows import Change, add_rows, delete_rows, update_rows
+from sandbox.smartsheet.webhooks import WebhookDispatcher
+from sandbox.smartsheet.wire import (
+    RowView,
+    paged,
+    param_bool,
+    param_ids,
+    param_int,
+    param_list,
+    param_time,
+    rows_wire,
+    sheet_summary,
+)
 from sandbox.state import SandboxState
 
+SERVICE = "smartsheet"
+FAULTS = {
+    4001: (
+        503,
+        "Smartsheet.com is currently offline for system maintenance. Please check back again "
+        "shortly.",
+    ),
+    4002: (500, "Server timeout exceeded. Request has failed."),
+    4003: (429, "Rate limit exceeded."),
+    4004: (
+        500,
+        "An unexpected error has occurred. Please retry your request. If you encounter this "
+        "error repeatedly, please contact api@smartsheet.com for assistance.",
+    ),
+}
 
-class _Webhooks:
-    async def flush(self, timeout: float) -> bool:
-        return True
+
+def ref_id() -> str:
+    return secrets.token_hex(6)
+
+
+def json_response(data: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def error_response(error: ApiError) -> Response:
+    body: dict[str, Any] = {"errorCode": error.code, "message": error.message, "refId": ref_id()}
+    if error.detail is not None:
+        body["detail"] = error.detail
+    return json_response(body, error.status)
+
+
+def success(result: Any = None, *, version: int | None = None, failed: list | None = None) -> Any:
+    body: dict[str, Any] = {"message": "SUCCESS", "resultCode": 0}
+    if failed:
+        body["message"], body["resultCode"] = "PARTIAL_SUCCESS", 3
+        body["failedItems"] = [
+            {
+                **{k: v for k, v in item.items() if k != "error"},
+                "error": {
+                    "errorCode": item["error"].code,
+                    "message": item["error"].message,
+                    "refId": ref_id(),
+                },
+            }
+            for item in failed
+        ]
+    if result is not None:
+        body["result"] = result
+    if version is not None:
+        body["version"] = version
+    return body
+
+
+@dataclass
+class Call:
+    """One authenticated request as a handler sees it."""
+
+    request: Request
+    user: User
+    token: str
+
+    @property
+    def query(self) -> Any:
+        return self.request.query_params
+
+    def path_int(self, name: str) -> int:
+        return int(self.request.path_params[name])
+
+    async def body(self) -> Any:
+        raw = await self.request.body()
+        if not raw:
+            raise unparseable("the request body is empty.")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise unparseable(str(exc)) from None
+
+    def change(self) -> Change:
+        return Change(
+            user=self.user,
+            moment=now(),
+            change_agent=self.request.headers.get("Smartsheet-Change-Agent"),
+        )
+
+
+Handler = Callable[[Call], Awaitable[Any]]
 
 
 class SmartsheetService:
     def __init__(self, state: SandboxState) -> None:
         self.state = state
-        self.webhooks = _Webhooks()
+        self.pristine, ids = seed.build(state.seed)
+        self._seed_ids = frozenset(ids.taken)
+        self.sheets: dict[int, Sheet] = {}
+        self.webhooks = WebhookDispatcher(state)
+        self.reset()
+        state.on_reset(self.reset)
 
-    def routes(self) -> list[BaseRoute]:
-        return []
+    def reset(self) -> None:
+        """Back to the seed; sheets nobody changed are kept as they are (the fast path)."""
+        live = self.sheets
+        self.sheets = {}
+        for sheet in self.pristine:
+            current = live.get(sheet.id)
+            self.sheets[sheet.id] = current if current and not current.dirty else sheet.clone()
+        self.new_id = IdMaker(f"{self.state.seed}:live", taken=set(self._seed_ids))
+        self.faults = random.Random(f"{self.state.seed}:faults")
+        self.windows: dict[str, Any] = {}
+        self.webhooks.reset()
 
     async def close(self) -> None:
-        return None
+        await self.webhooks.close()
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.state.config[SERVICE]
+
+    # --- the frame every request goes through --------------------------------------------------
+
+    def _route(self, template: str, handlers: dict[str, Handler], weight: int = 1) -> Route:
+        async def endpoint(request: Request) -> Response:
+            method = request.method
+            route = f"{method} {template}"
+            handler = handlers.get(method)
+            auth = request.headers.get("Authorization", "")
+            token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+            user = seed.USERS_BY_TOKEN.get(token)
+            if user is None:
+                self.state.stats.record(SERVICE, route)
+                if not token:
+                    return error_response(ApiError(401, 1001, "An Access Token is required."))
+                return error_response(ApiError(401, 1002, "Your Access Token is invalid."))
+            cost = weight if method == "GET" else 1
+            config = self.config
+            window = self.windows.get(token)
+            if window is None:
+                from sandbox.state import SlidingWindow
+
+                window = self.windows[token] = SlidingWindow()
+            if window.current() + cost > config["rpm"]:
+                self.state.stats.record(SERVICE, route, token=token, rate_limited=True, weight=cost)
+                return error_response(ApiError(429, 4003, "Rate limit exceeded."))
+            window.add(cost)
+            if config["latency_ms"]:
+                await asyncio.sleep(config["latency_ms"] / 1000)
+            # Draw only when faults are on, so turning them on always starts the same sequence.
+            if config["fail_rate"] and self.faults.random() < config["fail_rate"]:
+                code = self.faults.choice(config["fail_codes"])
+                self.state.stats.record(
+                    SERVICE, route, token=token, injected_failure=True, weight=cost
+                )
+                status, message = FAULTS[code]
+                return error_response(ApiError(status, code, message))
+            self.state.stats.record(SERVICE, route, token=token, weight=cost)
+            if handler is None:
+                return error_response(
+                    ApiError(405, 1122, f"Requested URL does not support this method: {method}.")
+                )
+            try:
+                result = await handler(Call(request, user, token))
+            except ApiError as error:
+                return error_response(error)
+            if isinstance(result, Response):
+                return result
+            return json_response(result)
+
+        # Every method reaches the endpoint, so an unsupported one gets Smartsheet's JSON 405.
+        return Route(template, endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+
+    def routes(self) -> list[BaseRoute]:
+        r = self._route
+        return [
+            r("/users/me", {"GET": self.users_me}),
+            r("/serverinfo", {"GET": self.server_info}),
+            r("/sheets", {"GET": self.list_sheets, "POST": self.create_sheet}),
+            r(
+                "/sheets/{id:int}",
+                {"GET": self.get_sheet, "PUT": self.update_sheet, "DELETE": self.delete_sheet},
+            ),
+            r("/sheets/{id:int}/version", {"GET": self.sheet_version}),
+            r(
+                "/sheets/{id:int}/rows",
+                {"POST": self.add_rows, "PUT": self.update_rows, "DELETE": self.delete_rows},
+            ),
+            r("/sheets/{id:int}/rows/{rowId:int}", {"GET": self.get_row}),
+            r(
+                "/sheets/{id:int}/rows/{rowId:int}/columns/{columnId:int}/history",
+                {"GET": self.cell_history},
+                weight=10,
+            ),
+            r("/sheets/{id:int}/columns", {"GET": self.list_columns, "POST": self.add_columns}),
+            r(
+                "/sheets/{id:int}/columns/{columnId:int}",
+                {"GET": self.get_column, "PUT": self.update_column, "DELETE": self.delete_column},
+            ),
+            r("/webhooks", {"GET": self.list_webhooks, "POST": self.create_webhook}),
+            r(
+                "/webhooks/{id:int}",
+                {
+                    "GET": self.get_webhook,
+                    "PUT": self.update_webhook,
+                    "DELETE": self.delete_webhook,
+                },
+            ),
+            # The SDK calls .../resetsharedsecret in lower case; the docs spell resetSharedSecret.
+            r("/webhooks/{id:int}/{action}", {"POST": self.webhook_action}),
+            r("/{path:path}", {}),
+        ]
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def sheet(self, call: Call) -> Sheet:
+        sheet = self.sheets.get(call.path_int("id"))
+        if sheet is None:
+            raise not_found()
+        return sheet
+
+    def finish(self, sheet: Sheet, change: Change) -> None:
+        if change.events:
+            self.webhooks.emit(sheet.id, change.events)
+
+    # --- users and server -----------------------------------------------------------------------
+
+    async def users_me(self, call: Call) -> Any:
+        user = call.user
+        return {
+            "id": user.id,
+            "email": user.email,
+            "firstName": user.first_name,
+            "lastName": user.last_name,
+            "locale": "en_US",
+            "timeZone": "UTC",
+            "account": {"id": 1234567890123456, "name": "Sandbox Account"},
+            "admin": user is seed.OWNER,
+            "licensedSheetCreator": True,
+            "groupAdmin": False,
+            "resourceViewer": False,
+            "jiraAdmin": False,
+            "salesforceAdmin": False,
+            "salesforceUser": False,
+        }
+
+    async def server_info(self, call: Call) -> Any:
+        return {
+            "supportedLocales": ["en_US", "en_GB", "de_DE", "fr_FR", "es_ES", "ja_JP"],
+            "formats": {
+                "defaults": ",,,,,,,,,,,,,,,,",
+                "bold": ["none", "on"],
+                "italic": ["none", "on"],
+                "underline": ["none", "on"],
+                "strikethrough": ["none", "on"],
+                "horizontalAlign": ["default", "left", "center", "right"],
+                "verticalAlign": ["default", "top", "middle", "bottom"],
+                "fontFamily": [{"name": "Arial", "traits": ["sans-serif"]}],
+                "fontSize": ["8", "9", "10", "12", "14", "16", "18", "20", "24", "28", "32"],
+                "currency": [{"code": "USD", "symbol": "$"}, {"code": "EUR", "symbol": "€"}],
+                "dateFormat": ["LOCALE_BASED", "MMMM_D_YYYY", "YYYY_MM_DD_HYPHEN"],
+                "thousandsSeparator": ["none", "on"],
+                "numberFormat": ["none", "NUMBER", "CURRENCY", "PERCENT"],
+                "textWrap": ["none", "on"],
+            },
+        }
+
+    # --- sheets -------------------------------------------------------------------------------
+
+    async def list_sheets(self, call: Call) -> Any:
+        with_version = "sheetVersion" in param_list(call.query, "include")
+        sheets = sorted(self.sheets.values(), key=lambda s: (s.name.lower(), s.id))
+        return paged([sheet_summary(s, call.user, with_version) for s in sheets], call.query)
+
+    async def create_sheet(self, call: Call) -> Any:
+        body = await call.body()
+        if not isinstance(body, dict):
+            raise unparseable("the sheet must be a JSON object.")
+        if not body.get("name"):
+            raise missing_attribute("sheet.name")
+        if not body.get("columns"):
+            raise ApiError(400, 1054, "The new sheet requires either a fromId or columns.")
+        columns = [self._new_column(c, allow_primary=True) for c in _objects(body["columns"])]
+        if sum(c.primary for c in columns) != 1:
+            raise ApiError(400, 1055, "One and only one column must be primary.")
+        _check_titles(columns)
+        moment = now()
+        sheet = Sheet(
+            id=self.new_id(),
+            name=str(body["name"]),
+            owner=call.user,
+            columns=columns,
+            created_at=moment,
+        )
+        sheet.dirty = True
+        self.sheets[sheet.id] = sheet
+        result = sheet_summary(sheet, call.user)
+        result["columns"] = [c.wire(i) for i, c in enumerate(sheet.columns)]
+        return success(result)
+
+    async def get_sheet(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        query = call.query
+        after = param_int(query, "ifVersionAfter")
+        if after is not None and sheet.version <= after:
+            return {"version": sheet.version}
+        param_int(query, "level")  # accepted; the sandbox has no multi-contact/picklist cells
+        key = (sheet.version, str(query) + str(call.user.id))
+        cached = sheet.response_cache.get(key)
+        if cached is not None:
+            return Response(cached, media_type="application/json")
+        include = param_list(query, "include")
+        exclude = param_list(query, "exclude")
+        column_ids = param_ids(query, "columnIds")
+        columns = None
+        if column_ids:
+            wanted = set(column_ids)
+            columns = [c for c in sheet.columns if c.id in wanted]
+        rows = sheet.rows
+        row_ids = param_ids(query, "rowIds")
+        if row_ids:
+            rows = [sheet.rows_by_id[i] for i in row_ids if i in sheet.rows_by_id]
+            rows.sort(key=lambda row: sheet.positions[row.id])
+        row_numbers = param_ids(query, "rowNumbers")
+        if row_numbers:
+            wanted_numbers = set(row_numbers)
+            rows = [row for row in rows if sheet.positions[row.id] + 1 in wanted_numbers]
+        since = param_time(query, "rowsModifiedSince")
+        if since is not None:
+            rows = [row for row in rows if row.modified_at >= since]
+        if "page" in query or "pageSize" in query:
+            rows = paged(rows, query)["data"]
+        view = RowView(sheet, columns, include, exclude)
+        data = sheet_summary(sheet, call.user)
+        data["version"] = sheet.version
+        data["totalRowCount"] = len(sheet.rows)
+        data.update(
+            {
+                "ganttEnabled": False,
+                "dependenciesEnabled": False,
+                "resourceManagementEnabled": False,
+                "cellImageUploadEnabled": True,
+                "isMultiPicklistEnabled": True,
+            }
+        )
+        if "ownerInfo" in include:
+            data["owner"], data["ownerId"] = sheet.owner.email, sheet.owner.id
+        shown = columns if columns is not None else sheet.columns
+        data["columns"] = [c.wire(sheet.column_index(c.id)) for c in shown]
+        data["rows"] = rows_wire(sheet, rows, view)
+        body = orjson.dumps(data)
+        sheet.response_cache[key] = body
+        return Response(body, media_type="application/json")
+
+    async def update_sheet(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        body = await call.body()
+        if not isinstance(body, dict) or not body.get("name"):
+            raise missing_attribute("sheet.name")
+        change = call.change()
+        sheet.name = str(body["name"])
+        sheet.touch(change.moment)
+        change.event("sheet", "updated", id=sheet.id)
+        self.finish(sheet, change)
+        return success(sheet_summary(sheet, call.user, with_version=True))
+
+    async def delete_sheet(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        sheet.dirty = True
+        del self.sheets[sheet.id]
+        self.webhooks.scope_gone(sheet.id)
+        return success()
+
+    async def sheet_version(self, call: Call) -> Any:
+        return {"version": self.sheet(call).version}
+
+    # --- rows ---------------------------------------------------------------------------------
+
+    async def add_rows(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        body = await call.body()
+        change = call.change()
+        created, failed = add_rows(
+            sheet,
+            body,
+            partial=param_bool(call.query, "allowPartialSuccess"),
+            change=change,
+            new_id=self.new_id,
+            directory=seed.DIRECTORY,
+        )
+        self.finish(sheet, change)
+        view = RowView(sheet)
+        return success(rows_wire(sheet, created, view), version=sheet.version, failed=failed)
+
+    async def update_rows(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        body = await call.body()
+        change = call.change()
+        updated, failed = update_rows(
+            sheet,
+            body,
+            partial=param_bool(call.query, "allowPartialSuccess"),
+            change=change,
+            directory=seed.DIRECTORY,
+        )
+        self.finish(sheet, change)
+        view = RowView(sheet)
+        return success(rows_wire(sheet, updated, view), version=sheet.version, failed=failed)
+
+    async def delete_rows(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        ids = param_ids(call.query, "ids")
+        if not ids:
+            raise ApiError(400, 1009, "A required parameter is missing from your request: ids.")
+        change = call.change()
+        deleted = delete_rows(
+            sheet, ids, ignore_missing=param_bool(call.query, "ignoreRowsNotFound"), change=change
+        )
+        self.finish(sheet, change)
+        return success(deleted, version=sheet.version)
+
+    async def get_row(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        row = sheet.rows_by_id.get(call.path_int("rowId"))
+        if row is None:
+            raise not_found()
+        include = param_list(call.query, "include")
+        data = rows_wire(
+            sheet, [row], RowView(sheet, None, include, param_list(call.query, "exclude"))
+        )[0]
+        if "columns" in include:
+            data["columns"] = [c.wire(i) for i, c in enumerate(sheet.columns)]
+        return data
+
+    async def cell_history(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        row = sheet.rows_by_id.get(call.path_int("rowId"))
+        column = sheet.column(call.path_int("columnId"))
+        if row is None or column is None:
+            raise not_found()
+        with_type = "columnType" in param_list(call.query, "include")
+        items = []
+        for entry in sheet.cell_history(row, column):
+            item: dict[str, Any] = {"columnId": column.id}
+            if entry.value is not None:
+                item["value"] = entry.value
+                if entry.display_value is not None:
+                    item["displayValue"] = entry.display_value
+            if with_type:
+                item["columnType"] = column.type
+            item["modifiedAt"] = iso(entry.modified_at)
+            item["modifiedBy"] = entry.modified_by.contact()
+            items.append(item)
+        return paged(items, call.query)
+
+    # --- columns ------------------------------------------------------------------------------
+
+    def _new_column(self, body: dict[str, Any], *, allow_primary: bool) -> Column:
+        title, kind = body.get("title"), body.get("type")
+        if not title:
+            raise missing_attribute("column.title")
+        if not kind:
+            raise missing_attribute("column.type")
+        if kind not in COLUMN_TYPES:
+            raise unparseable(
+                f"column type {kind!r} is not one of {', '.join(sorted(COLUMN_TYPES))}."
+            )
+        primary = bool(body.get("primary"))
+        if primary and not allow_primary:
+            raise ApiError(400, 1055, "One and only one column must be primary.")
+        if primary and kind != "TEXT_NUMBER":
+            raise ApiError(400, 1057, "Primary columns must be of type TEXT_NUMBER.")
+        options = body.get("options") or []
+        if not isinstance(options, list):
+            raise unparseable("column.options must be an array of strings.")
+        if options and kind not in ("PICKLIST", "MULTI_PICKLIST"):
+            raise ApiError(400, 1060, f"Column options are not allowed for column type {kind}.")
+        return Column(
+            id=self.new_id(),
+            title=str(title),
+            type=kind,
+            primary=primary,
+            options=[str(o) for o in options],
+            width=int(body.get("width") or 150),
+            description=body.get("description"),
+            hidden=bool(body.get("hidden")),
+            locked=bool(body.get("locked")),
+            validation=bool(body.get("validation")),
+        )
+
+    def _column(self, sheet: Sheet, call: Call) -> Column:
+        column = sheet.column(call.path_int("columnId"))
+        if column is None:
+            raise not_found()
+        return column
+
+    async def list_columns(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        return paged([c.wire(i) for i, c in enumerate(sheet.columns)], call.query)
+
+    async def add_columns(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        body = await call.body()
+        requested = _objects(body)
+        added = []
+        for item in requested:
+            index = item.get("index")
+            if index is None:
+                raise missing_attribute("column.index")
+            if not isinstance(index, int) or not 0 <= index <= len(sheet.columns) + len(added):
+                raise unparseable(f"column.index must be between 0 and {len(sheet.columns)}.")
+            added.append((index, self._new_column(item, allow_primary=False)))
+        _check_titles([*sheet.columns, *(column for _, column in added)])
+        change = call.change()
+        for index, column in added:
+            sheet.columns.insert(index, column)
+            change.event("column", "created", id=column.id)
+        sheet.touch(change.moment)
+        change.event("sheet", "updated", id=sheet.id)
+        self.finish(sheet, change)
+        result = [column.wire(sheet.column_index(column.id)) for _, column in added]
+        return success(result, version=sheet.version)
+
+    async def get_column(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        column = self._column(sheet, call)
+        return column.wire(sheet.column_index(column.id))
+
+    async def update_column(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        column = self._column(sheet, call)
+        body = await call.body()
+        if not isinstance(body, dict):
+            raise unparseable("the column must be a JSON object.")
+        kind = body.get("type", column.type)
+        if kind not in COLUMN_TYPES:
+            raise unparseable(
+                f"column type {kind!r} is not one of {', '.join(sorted(COLUMN_TYPES))}."
+            )
+        if column.primary and kind != "TEXT_NUMBER":
+            raise ApiError(400, 1057, "Primary columns must be of type TEXT_NUMBER.")
+        if column.system_column_type and kind != column.type:
+            raise ApiError(
+                400,
+                1046,
+                "Cells containing system values cannot be inserted or updated through the API, "
+                f"columnId : {column.id}.",
+            )
+        title = body.get("title", column.title)
+        if any(c.title == title and c is not column for c in sheet.columns):
+            raise ApiError(400, 1056, "Column titles must be unique.")
+        options = body.get("options", column.options)
+        if options and kind not in ("PICKLIST", "MULTI_PICKLIST"):
+            raise ApiError(400, 1060, f"Column options are not allowed for column type {kind}.")
+        index = body.get("index")
+        if index is not None and (
+            not isinstance(index, int) or not 0 <= index < len(sheet.columns)
+        ):
+            raise unparseable(f"column.index must be between 0 and {len(sheet.columns) - 1}.")
+        column.title, column.type, column.options = str(title), kind, [str(o) for o in options]
+        for name in ("width", "description", "hidden", "locked", "validation"):
+            if name in body:
+                setattr(column, name, body[name])
+        if index is not None:
+            sheet.columns.remove(column)
+            sheet.columns.insert(index, column)
+        change = call.change()
+        sheet.touch(change.moment)
+        change.event("column", "updated", id=column.id)
+        change.event("sheet", "updated", id=sheet.id)
+        self.finish(sheet, change)
+        return success(column.wire(sheet.column_index(column.id)), version=sheet.version)
+
+    async def delete_column(self, call: Call) -> Any:
+        sheet = self.sheet(call)
+        column = self._column(sheet, call)
+        if column.primary:
+            raise ApiError(400, 1065, "The column specified cannot be deleted.")
+        # Rows keep the orphaned cell values; nothing reads a column the sheet no longer has.
+        sheet.columns.remove(column)
+        change = call.change()
+        sheet.touch(change.moment)
+        change.event("column", "deleted", id=column.id)
+        change.event("sheet", "updated", id=sheet.id)
+        self.finish(sheet, change)
+        return success(version=sheet.version)
+
+    # --- webhooks -----------------------------------------------------------------------------
+
+    async def list_webhooks(self, call: Call) -> Any:
+        return paged([w.wire() for w in self.webhooks.owned_by(call.user)], call.query)
+
+    async def create_webhook(self, call: Call) -> Any:
+        webhook = self.webhooks.create(
+            await call.body(),
+            user=call.user,
+            new_id=self.new_id,
+            sheet_exists=lambda sheet_id: sheet_id in self.sheets,
+        )
+        return success(webhook.wire())
+
+    async def get_webhook(self, call: Call) -> Any:
+        return self.webhooks.get(call.path_int("id"), call.user).wire()
+
+    async def update_webhook(self, call: Call) -> Any:
+        webhook = self.webhooks.get(call.path_int("id"), call.user)
+        body = await call.body()
+        if body.get("enabled") and webhook.scope_object_id not in self.sheets:
+            raise ApiError(404, 1151, "Scope object not found.")
+        return success((await self.webhooks.update(webhook, body)).wire())
+
+    async def delete_webhook(self, call: Call) -> Any:
+        self.webhooks.delete(self.webhooks.get(call.path_int("id"), call.user))
+        return success()
+
+    async def webhook_action(self, call: Call) -> Any:
+        if call.request.path_params["action"].lower() != "resetsharedsecret":
+            raise not_found()
+        webhook = self.webhooks.get(call.path_int("id"), call.user)
+        return success({"sharedSecret": self.webhooks.reset_secret(webhook)})
+
+
+def _objects(body: Any) -> list[dict[str, Any]]:
+    items = body if isinstance(body, list) else [body]
+    if not all(isinstance(item, dict) for item in items):
+        raise unparseable("expected a JSON object or an array of objects.")
+    return items
+
+
+def _check_titles(columns: list[Column]) -> None:
+    titles = [c.title for c in columns]
+    if len(set(titles)) != len(titles):
+        raise ApiError(400, 1056, "Column titles must be unique.")
