@@ -329,7 +329,7 @@ def option_score(option: str, text_words: set[str], text_sentiment: int) -> floa
         if related:
             score += len({stem(r) for r in related} & text_words)
     lowered = option.lower()
-    if text_sentiment > 0 and any(k in lowered for k in ("positive", "good", "happy", "praise")):
+    if text_sentiment > 0 and any(k in lowered for k in ("positive", "good", "happy")):
         score += 1.5
     if text_sentiment < 0 and any(
         k in lowered for k in ("negative", "bad", "complaint", "unhappy")
@@ -365,6 +365,8 @@ def parse_options(instruction: str) -> list[str]:
     if not match:
         return []
     tail = match.group(1).split("\n")[0]
+    # "Classify as one of: ..." - the list starts after the last cue.
+    tail = re.sub(r"^(?:one of|the following)\s*[:\-]?\s*", "", tail, flags=re.IGNORECASE)
     tail = re.split(r"(?<=[a-z])\.\s", tail)[0].rstrip(".")
     parts = re.split(r"\s*(?:,|\||/|;|\bor\b)\s*", tail)
     options = [p.strip(" \"'`()[]") for p in parts]
