@@ -169,6 +169,38 @@ WEBHOOK_CALLBACK_URL = env.str(
     "WEBHOOK_CALLBACK_URL", default="http://127.0.0.1:8000/webhooks/smartsheet/"
 )
 
+# --- Smartsheet client and mirror (sheets/) ---------------------------------------------------
+# Marks our own writes in webhook events (`changeAgent`).
+SMARTSHEET_CHANGE_AGENT = env.str("SMARTSHEET_CHANGE_AGENT", default="smartsheet-ai-workbench")
+# Seconds per request (the SDK sets no timeout at all).
+SMARTSHEET_TIMEOUT = env.float("SMARTSHEET_TIMEOUT", default=30.0)
+# Shared by every process per token; Smartsheet allows 300/min (cell history costs 10).
+SMARTSHEET_RATE_LIMIT_PER_MINUTE = env.int("SMARTSHEET_RATE_LIMIT_PER_MINUTE", default=300)
+SMARTSHEET_RATE_LIMIT_WINDOW = env.float("SMARTSHEET_RATE_LIMIT_WINDOW", default=60.0)
+SMARTSHEET_RATE_LIMIT_MAX_WAIT = env.float("SMARTSHEET_RATE_LIMIT_MAX_WAIT", default=120.0)
+# After a 429 (no Retry-After from Smartsheet) every process pauses this long.
+SMARTSHEET_RATE_LIMIT_PAUSE = env.float("SMARTSHEET_RATE_LIMIT_PAUSE", default=5.0)
+SMARTSHEET_RETRY_MAX_TRIES = env.int("SMARTSHEET_RETRY_MAX_TRIES", default=5)
+SMARTSHEET_RETRY_MAX_TIME = env.float("SMARTSHEET_RETRY_MAX_TIME", default=60.0)
+SMARTSHEET_RETRY_FACTOR = env.float("SMARTSHEET_RETRY_FACTOR", default=1.0)
+SMARTSHEET_RETRY_MAX_DELAY = env.float("SMARTSHEET_RETRY_MAX_DELAY", default=20.0)
+SMARTSHEET_BREAKER_FAIL_MAX = env.int("SMARTSHEET_BREAKER_FAIL_MAX", default=5)
+SMARTSHEET_BREAKER_RESET_TIMEOUT = env.int("SMARTSHEET_BREAKER_RESET_TIMEOUT", default=30)
+SMARTSHEET_WRITE_LOCK_TIMEOUT = env.int("SMARTSHEET_WRITE_LOCK_TIMEOUT", default=120)
+# Rows per GET during a full sync (bounds memory on 20,000-row sheets).
+SHEETS_SYNC_PAGE_SIZE = env.int("SHEETS_SYNC_PAGE_SIZE", default=2500)
+# rowsModifiedSince looks back this much further than the last sync, for clock skew.
+SHEETS_SYNC_CLOCK_SKEW = env.int("SHEETS_SYNC_CLOCK_SKEW", default=120)
+# Webhook bursts within this many seconds coalesce into one sync.
+SHEETS_SYNC_DEBOUNCE = env.float("SHEETS_SYNC_DEBOUNCE", default=2.0)
+SHEETS_POLL_INTERVAL = env.int("SHEETS_POLL_INTERVAL", default=60)
+WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1_000_000)
+WEBHOOK_NONCE_TTL = env.int("WEBHOOK_NONCE_TTL", default=7 * 24 * 3600)
+CELERY_BEAT_SCHEDULE["sheets-poll"] = {
+    "task": "sheets.tasks.sheets_poll",
+    "schedule": float(SHEETS_POLL_INTERVAL),
+}
+
 # --- Auth -------------------------------------------------------------------------------------
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"

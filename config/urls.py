@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from core import views as core_views
+from sheets import views as sheets_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -13,6 +14,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("sheets/", include("sheets.urls")),
+    path("webhooks/smartsheet/", sheets_views.smartsheet_webhook, name="smartsheet-webhook"),
     path("jobs/", include("jobs.urls")),
     path("chat/", include("chat.urls")),
     path("admin/", admin.site.urls),

@@ -1,0 +1,411 @@
+"""The one way this app talks to Smartsheet: the SDK behind a shared limiter, retries, a breaker.
+
+Every HTTP request the SDK makes passes through `_WorkbenchSmartsheet.request_with_retry`:
+1. the Redis sliding-window limiter shared by every web and worker process (300/min per token by
+   default, cell history costs 10) — waiting here is cheaper than a 429;
+2. the Redis-state circuit breaker, so all processes stop calling a Smartsheet that is down;
+3. one attempt through the SDK's own session, with a request timeout (the SDK sets none);
+4. `backoff` retries (exponential, full jitter, bounded) on 4001-4004 and connection errors.
+The SDK's own retry loop is switched off: it would retry inside one limiter slot and multiply
+with ours.
+
+Callers get the SDK's typed `ApiError`s for their own mistakes (404, 400 …) and
+`SmartsheetUnavailable` when the service is down, overloaded or the breaker is open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import backoff
+import pybreaker
+import smartsheet
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from smartsheet.exceptions import UnexpectedRequestError
+from smartsheet.session import _SSLAdapter
+from smartsheet.smartsheet import AbstractUserCalcBackoff, OperationErrorResult
+
+from core.breakers import redis_breaker
+from core.ratelimit import RateLimitTimeout, SlidingWindowLimiter, redis_client
+
+logger = logging.getLogger(__name__)
+
+# Smartsheet's limit on rows per add/update request.
+MAX_ROWS_PER_REQUEST = 500
+TRANSIENT_CODES = frozenset({4001, 4002, 4004})
+RATE_LIMITED = 4003
+
+
+class SmartsheetUnavailable(Exception):
+    """Smartsheet cannot be reached or keeps failing; the caller should try again later."""
+
+    def __init__(self, reason: str, *, retry_after: float | None = None) -> None:
+        self.reason = reason
+        self.retry_after = retry_after
+        hint = f"try again in {retry_after:.0f} s" if retry_after else "try again later"
+        super().__init__(f"Smartsheet is unavailable ({reason}); {hint}")
+
+
+class _Transient(Exception):
+    """A 4001/4002/4004 (or 5xx) answer: worth retrying, counts against the breaker."""
+
+    def __init__(self, result: OperationErrorResult, code: int | None, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.result = result
+        self.code = code
+
+
+class _RateLimited(_Transient):
+    """A 429/4003: retried after a pause, never the service's fault (excluded from the breaker)."""
+
+
+class _NoSdkRetry(AbstractUserCalcBackoff):
+    def calc_backoff(self, previous_attempts, total_elapsed_time, error_result):
+        return -1  # negative ends the SDK's loop after the first attempt
+
+
+class _TimeoutMixin:
+    timeout: float | tuple[float, float]
+
+    def send(self, request, **kwargs):
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, **kwargs)
+
+
+class _TimeoutHTTPAdapter(_TimeoutMixin, HTTPAdapter):
+    pass
+
+
+class _TimeoutSSLAdapter(_TimeoutMixin, _SSLAdapter):
+    pass
+
+
+_calls_lock = threading.Lock()
+_calls = 0
+
+
+def api_calls_made() -> int:
+    """HTTP requests this process has sent to Smartsheet (for summaries and benchmarks)."""
+    return _calls
+
+
+def _count_call() -> None:
+    global _calls
+    with _calls_lock:
+        _calls += 1
+
+
+def _token_key() -> str:
+    # The token never goes into Redis keys; a short digest tells tokens apart.
+    return hashlib.sha256(settings.SMARTSHEET_ACCESS_TOKEN.encode()).hexdigest()[:12]
+
+
+def smartsheet_limiter() -> SlidingWindowLimiter:
+    return SlidingWindowLimiter(
+        f"smartsheet:{_token_key()}",
+        limit=settings.SMARTSHEET_RATE_LIMIT_PER_MINUTE,
+        window=settings.SMARTSHEET_RATE_LIMIT_WINDOW,
+    )
+
+
+def smartsheet_breaker() -> pybreaker.CircuitBreaker:
+    return redis_breaker(
+        "smartsheet",
+        fail_max=settings.SMARTSHEET_BREAKER_FAIL_MAX,
+        reset_timeout=settings.SMARTSHEET_BREAKER_RESET_TIMEOUT,
+        exclude=[_RateLimited],
+    )
+
+
+def _breaker_retry_after(breaker: pybreaker.CircuitBreaker) -> float:
+    opened_at = getattr(breaker._state_storage, "opened_at", None)  # pybreaker has no public one
+    if opened_at is None:
+        return float(breaker.reset_timeout)
+    elapsed = (datetime.now(UTC) - opened_at).total_seconds()
+    return max(1.0, breaker.reset_timeout - elapsed)
+
+
+def _error_code(result: OperationErrorResult) -> tuple[int | None, str]:
+    try:
+        body = result.resp.json()
+    except ValueError:
+        return None, result.resp.text[:200]
+    return body.get("errorCode"), str(body.get("message", ""))
+
+
+class _WorkbenchSmartsheet(smartsheet.Smartsheet):
+    def request_with_retry(self, prepped_request, operation):
+        # The response hook redacts the token on the request it sent, so each attempt sends a copy.
+        pristine = prepped_request.copy()
+        # Cell history counts 10 against the per-minute budget.
+        cost = 10 if prepped_request.path_url.split("?")[0].endswith("/history") else 1
+        attempt = backoff.on_exception(
+            backoff.expo,
+            (_Transient, UnexpectedRequestError),
+            max_tries=settings.SMARTSHEET_RETRY_MAX_TRIES,
+            max_time=settings.SMARTSHEET_RETRY_MAX_TIME,
+            factor=settings.SMARTSHEET_RETRY_FACTOR,
+            max_value=settings.SMARTSHEET_RETRY_MAX_DELAY,
+            jitter=backoff.full_jitter,
+            on_backoff=_log_retry,
+        )(self._attempt)
+        try:
+            return attempt(pristine, operation, cost)
+        except _Transient as exc:
+            raise SmartsheetUnavailable(
+                f"{exc} after {settings.SMARTSHEET_RETRY_MAX_TRIES} attempts"
+            ) from exc
+        except UnexpectedRequestError as exc:
+            cause = exc.__cause__ or exc
+            raise SmartsheetUnavailable(f"{type(cause).__name__}: {cause}") from exc
+
+    def _attempt(self, pristine, operation, cost: int):
+        limiter = smartsheet_limiter()
+        try:
+            limiter.acquire(cost, max_wait=settings.SMARTSHEET_RATE_LIMIT_MAX_WAIT)
+        except RateLimitTimeout as exc:
+            raise SmartsheetUnavailable(
+                f"this app's budget of {limiter.limit} requests per "
+                f"{settings.SMARTSHEET_RATE_LIMIT_WINDOW:.0f} s is used up",
+                retry_after=exc.wait,
+            ) from exc
+        breaker = smartsheet_breaker()
+        try:
+            with breaker.calling():
+                _count_call()
+                result = self._request(pristine.copy(), operation)
+                if isinstance(result, OperationErrorResult):
+                    code, message = _error_code(result)
+                    if code == RATE_LIMITED:
+                        # No Retry-After from Smartsheet: pause every process a little.
+                        limiter.pause(settings.SMARTSHEET_RATE_LIMIT_PAUSE)
+                        raise _RateLimited(result, code, message)
+                    if code in TRANSIENT_CODES or result.resp.status_code >= 500:
+                        raise _Transient(result, code, message)
+                return result
+        except pybreaker.CircuitBreakerError as exc:
+            raise SmartsheetUnavailable(
+                "too many recent failures", retry_after=_breaker_retry_after(breaker)
+            ) from exc
+
+
+def _log_retry(details: dict) -> None:
+    logger.info(
+        "Smartsheet request failed (%s); retry %d in %.1f s",
+        details.get("exception"),
+        details["tries"],
+        details["wait"],
+    )
+
+
+_local = threading.local()
+
+
+def smartsheet_client() -> smartsheet.Smartsheet:
+    """This thread's SDK client (requests sessions are not shared across threads)."""
+    key = (
+        settings.SMARTSHEET_API_BASE,
+        settings.SMARTSHEET_ACCESS_TOKEN,
+        settings.SMARTSHEET_TIMEOUT,
+        settings.SMARTSHEET_CHANGE_AGENT,
+    )
+    cached = getattr(_local, "client", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    client = _WorkbenchSmartsheet(
+        access_token=settings.SMARTSHEET_ACCESS_TOKEN,
+        api_base=settings.SMARTSHEET_API_BASE.rstrip("/"),
+        max_retry_time=_NoSdkRetry(),
+        user_agent="smartsheet-ai-workbench",
+    )
+    client.errors_as_exceptions(True)
+    # The SDK logs every request at INFO (and each error response at ERROR, before we retry).
+    logging.getLogger("smartsheet").setLevel(
+        logging.CRITICAL if not settings.DEBUG else logging.INFO
+    )
+    client.with_change_agent(settings.SMARTSHEET_CHANGE_AGENT)
+    # The SDK calls session.send() with no timeout; the adapters add one to every request. No
+    # urllib3-level retries either: backoff above is the only retry layer.
+    for prefix, adapter_class in (
+        ("http://", _TimeoutHTTPAdapter),
+        ("https://", _TimeoutSSLAdapter),
+    ):
+        adapter = adapter_class(pool_connections=4, pool_maxsize=8, max_retries=0)
+        adapter.timeout = (min(5.0, settings.SMARTSHEET_TIMEOUT), settings.SMARTSHEET_TIMEOUT)
+        client._session.mount(prefix, adapter)
+    _local.client = (key, client)
+    return client
+
+
+# --- Reads ------------------------------------------------------------------------------------
+
+
+def sheets_list() -> list[smartsheet.models.Sheet]:
+    """Every sheet the token can see (abbreviated: id, name, version)."""
+    result = smartsheet_client().Sheets.list_sheets(include="sheetVersion", include_all=True)
+    return list(result.data)
+
+
+def sheet_get(*, sheet_id: int, **params: Any) -> smartsheet.models.Sheet:
+    """GET /sheets/{id}; params are the SDK's (`page_size`, `rows_modified_since`, …)."""
+    return smartsheet_client().Sheets.get_sheet(sheet_id, **params)
+
+
+def sheet_version_get(*, sheet_id: int) -> int:
+    return int(smartsheet_client().Sheets.get_sheet_version(sheet_id).version)
+
+
+def cell_history_get(*, sheet_id: int, row_id: int, column_id: int) -> list:
+    """A cell's history, newest first (costs 10 requests of the budget)."""
+    result = smartsheet_client().Cells.get_cell_history(
+        sheet_id, row_id, column_id, include_all=True
+    )
+    return list(result.data)
+
+
+# --- Writes -----------------------------------------------------------------------------------
+
+
+@dataclass
+class RowFailure:
+    """One row Smartsheet refused; `index` is its position in the caller's list."""
+
+    index: int
+    row_id: int | None
+    error_code: int | None
+    message: str
+
+
+@dataclass
+class BulkWriteResult:
+    rows: list = field(default_factory=list)  # the SDK Row objects Smartsheet accepted
+    failures: list[RowFailure] = field(default_factory=list)
+    version: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@contextmanager
+def sheet_write_lock(*, sheet_id: int) -> Iterator[None]:
+    """Serialise writes to one sheet across processes (parallel writes get 500/4004)."""
+    lock = redis_client().lock(
+        f"{settings.REDIS_PREFIX}:sheets:write:{sheet_id}",
+        timeout=settings.SMARTSHEET_WRITE_LOCK_TIMEOUT,
+        blocking_timeout=settings.SMARTSHEET_WRITE_LOCK_TIMEOUT,
+    )
+    if not lock.acquire():
+        raise SmartsheetUnavailable(
+            f"another write to sheet {sheet_id} has held it for "
+            f"{settings.SMARTSHEET_WRITE_LOCK_TIMEOUT} s",
+            retry_after=settings.SMARTSHEET_WRITE_LOCK_TIMEOUT,
+        )
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except Exception:  # expired while we wrote: nothing left to release
+            logger.warning("write lock for sheet %s expired before release", sheet_id)
+
+
+def _chunks(items: list, size: int) -> Iterable[tuple[int, list]]:
+    for start in range(0, len(items), size):
+        yield start, items[start : start + size]
+
+
+def _bulk_write(sheet_id: int, rows: list[dict], method: str) -> BulkWriteResult:
+    outcome = BulkWriteResult()
+    client = smartsheet_client()
+    write = getattr(client.Sheets, method)
+    with sheet_write_lock(sheet_id=sheet_id):
+        for start, chunk in _chunks(rows, MAX_ROWS_PER_REQUEST):
+            result = write(sheet_id, [smartsheet.models.Row(row) for row in chunk])
+            outcome.rows.extend(result.result or [])
+            if result.version is not None:
+                outcome.version = int(result.version)
+            for item in result.failed_items or []:
+                index = start + int(item.index)
+                error = item.error
+                outcome.failures.append(
+                    RowFailure(
+                        index=index,
+                        row_id=item.row_id or rows[index].get("id"),
+                        error_code=error.error_code if error else None,
+                        message=(error.message if error else "") or "rejected",
+                    )
+                )
+    return outcome
+
+
+def rows_add(*, sheet_id: int, rows: list[dict]) -> BulkWriteResult:
+    """Add rows (dicts in API shape: {"toBottom": True, "cells": [{"columnId", "value"}]}).
+
+    Sent ≤ 500 per request with allowPartialSuccess; refused rows come back in `failures`.
+    """
+    return _bulk_write(sheet_id, rows, "add_rows_with_partial_success")
+
+
+def rows_update(*, sheet_id: int, rows: list[dict]) -> BulkWriteResult:
+    """Update rows (dicts with "id" and "cells"); refused rows come back in `failures`."""
+    return _bulk_write(sheet_id, rows, "update_rows_with_partial_success")
+
+
+def rows_delete(*, sheet_id: int, row_ids: list[int]) -> list[int]:
+    """Delete rows (and their children); ids already gone are ignored. Returns deleted ids."""
+    deleted: list[int] = []
+    client = smartsheet_client()
+    with sheet_write_lock(sheet_id=sheet_id):
+        # Ids travel in the query string; 300 keeps the URL well under common limits.
+        for _, chunk in _chunks(list(row_ids), 300):
+            result = client.Sheets.delete_rows(sheet_id, chunk, ignore_rows_not_found=True)
+            deleted.extend(int(i) for i in result.result or [])
+    return deleted
+
+
+# --- Webhooks ---------------------------------------------------------------------------------
+
+
+def webhooks_list() -> list[smartsheet.models.Webhook]:
+    return list(smartsheet_client().Webhooks.list_webhooks(page_size=1000).data)
+
+
+def webhook_create(*, sheet_id: int, name: str, callback_url: str) -> smartsheet.models.Webhook:
+    hook = smartsheet.models.Webhook(
+        {
+            "name": name,
+            "callbackUrl": callback_url,
+            "scope": "sheet",
+            "scopeObjectId": sheet_id,
+            "events": ["*.*"],
+            "version": 1,
+        }
+    )
+    return smartsheet_client().Webhooks.create_webhook(hook).result
+
+
+def webhook_update(*, webhook_id: int, **fields: Any) -> smartsheet.models.Webhook:
+    """PUT /webhooks/{id}; `enabled=True` makes Smartsheet send the verification challenge."""
+    return (
+        smartsheet_client()
+        .Webhooks.update_webhook(webhook_id, smartsheet.models.Webhook(fields))
+        .result
+    )
+
+
+def webhook_get(*, webhook_id: int) -> smartsheet.models.Webhook:
+    return smartsheet_client().Webhooks.get_webhook(webhook_id)
+
+
+def webhook_delete(*, webhook_id: int) -> None:
+    smartsheet_client().Webhooks.delete_webhook(webhook_id)

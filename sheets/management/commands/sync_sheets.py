@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from smartsheet.exceptions import ApiError
+from tqdm import tqdm
+
+from sheets.client import SmartsheetUnavailable, api_calls_made
+from sheets.models import Sheet
+from sheets.sync import sheet_sync, sheets_discover
+
+
+class Command(BaseCommand):
+    help = (
+        "Bring the sheet mirror up to date: the given sheets, every mirrored sheet, or with "
+        "--all every sheet the Smartsheet token can see. Unchanged sheets cost one small call."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("sheet_ids", nargs="*", type=int, metavar="SHEET_ID")
+        parser.add_argument(
+            "--all", action="store_true", help="discover and mirror every sheet the token sees"
+        )
+        parser.add_argument("--full", action="store_true", help="refetch every row")
+
+    def handle(self, *args, sheet_ids: list[int], all: bool, full: bool, **options) -> None:
+        began, calls_before = time.monotonic(), api_calls_made()
+        try:
+            if all:
+                sheets_discover()
+            if sheet_ids:
+                sheets_discover(sheet_ids=sheet_ids)
+        except (SmartsheetUnavailable, ApiError) as exc:
+            raise CommandError(f"Could not list the sheets to mirror: {exc}") from exc
+        ids = sheet_ids or list(Sheet.objects.order_by("name").values_list("pk", flat=True))
+        if not ids:
+            raise CommandError("No sheets are mirrored yet: pass sheet ids, or --all.")
+
+        added = updated = deleted = 0
+        failures: list[str] = []
+        for sheet_id in tqdm(ids, desc="Syncing sheets", unit="sheet", disable=None):
+            try:
+                result = sheet_sync(sheet_id=sheet_id, full=full)
+            except (SmartsheetUnavailable, ApiError) as exc:
+                failures.append(f"sheet {sheet_id}: {exc}")
+                continue
+            added += len(result.added)
+            updated += len(result.changed)
+            deleted += len(result.deleted)
+            self.stdout.write(f"  {sheet_id}: {result.summary()} (version {result.version})")
+        self.stdout.write(
+            f"{len(ids) - len(failures)} of {len(ids)} sheets synced: {added} rows added, "
+            f"{updated} updated, {deleted} deleted; {api_calls_made() - calls_before} "
+            f"Smartsheet calls in {time.monotonic() - began:.1f} s"
+        )
+        if failures:
+            raise CommandError("Some sheets failed to sync:\n  " + "\n  ".join(failures))

@@ -1,0 +1,122 @@
+"""The local mirror of Smartsheet sheets: what the grid, jobs and chat read instead of the API.
+
+Primary keys are Smartsheet's own ids (globally unique there), so upserts need no lookups and
+URLs carry the id people see in Smartsheet.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.db import models
+
+
+class Sheet(models.Model):
+    class SyncState(models.TextChoices):
+        NEVER = "never", "never synced"
+        SYNCING = "syncing", "syncing"
+        OK = "ok", "in sync"
+        FAILED = "failed", "failed"
+
+    id = models.BigIntegerField(primary_key=True, help_text="Smartsheet sheet id")
+    name = models.CharField(max_length=255)
+    version = models.BigIntegerField(null=True, blank=True, help_text="mirrored version")
+    row_count = models.PositiveIntegerField(default=0)
+    permalink = models.URLField(max_length=500, blank=True)
+
+    sync_state = models.CharField(max_length=16, choices=SyncState, default=SyncState.NEVER)
+    sync_outcome = models.CharField(max_length=500, blank=True)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    # When the last successful sync started: the next rowsModifiedSince counts from here.
+    sync_started_at = models.DateTimeField(null=True, blank=True)
+
+    webhook_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    webhook_status = models.CharField(max_length=40, blank=True)
+    # Never shown in pages or admin (the admin excludes it).
+    webhook_shared_secret = models.CharField(max_length=200, blank=True, editable=False)
+
+    granted_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="granted_sheets"
+    )
+    granted_groups = models.ManyToManyField(Group, blank=True, related_name="granted_sheets")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name or str(self.id)
+
+
+class Column(models.Model):
+    id = models.BigIntegerField(primary_key=True, help_text="Smartsheet column id")
+    sheet = models.ForeignKey(Sheet, on_delete=models.CASCADE, related_name="columns")
+    index = models.PositiveIntegerField()
+    title = models.CharField(max_length=255)
+    type = models.CharField(max_length=40)
+    primary = models.BooleanField(default=False)
+    options = models.JSONField(default=list, blank=True)
+    system_column_type = models.CharField(max_length=40, blank=True)
+    validation = models.BooleanField(default=False)
+    hidden = models.BooleanField(default=False)
+    locked = models.BooleanField(default=False)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["sheet", "index"]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Row(models.Model):
+    """One row; `cells` maps column id (str) to {"value", "displayValue", "formula"}.
+
+    Empty cells are left out, and so is any key Smartsheet did not send.
+    """
+
+    id = models.BigIntegerField(primary_key=True, help_text="Smartsheet row id")
+    sheet = models.ForeignKey(Sheet, on_delete=models.CASCADE, related_name="rows")
+    row_number = models.PositiveIntegerField()
+    parent_id = models.BigIntegerField(null=True, blank=True)
+    modified_at = models.DateTimeField(null=True, blank=True)
+    cells = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["sheet", "row_number"]
+        indexes = [models.Index(fields=["sheet", "row_number"])]
+
+    def __str__(self) -> str:
+        return f"row {self.row_number} of sheet {self.sheet_id}"
+
+    def value(self, column_id: int):
+        return self.cells.get(str(column_id), {}).get("value")
+
+    def display(self, column_id: int) -> str:
+        cell = self.cells.get(str(column_id), {})
+        if "displayValue" in cell:
+            return cell["displayValue"]
+        value = cell.get("value")
+        return "" if value is None else str(value)
+
+
+class WebhookRejection(models.Model):
+    """A callback the receiver refused: unknown webhook or bad signature (worth a look)."""
+
+    class Reason(models.TextChoices):
+        UNKNOWN_WEBHOOK = "unknown_webhook", "unknown webhook"
+        BAD_SIGNATURE = "bad_signature", "bad signature"
+
+    received_at = models.DateTimeField(auto_now_add=True)
+    reason = models.CharField(max_length=32, choices=Reason)
+    webhook_id = models.BigIntegerField(null=True, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    body_excerpt = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} ({self.webhook_id})"
