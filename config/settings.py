@@ -69,6 +69,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "core.context_processors.workbench",
+                "ai.context_processors.ai_status",
             ],
         },
     },
@@ -200,6 +201,95 @@ CELERY_BEAT_SCHEDULE["sheets-poll"] = {
     "task": "sheets.tasks.sheets_poll",
     "schedule": float(SHEETS_POLL_INTERVAL),
 }
+
+# --- Azure OpenAI client (ai/) ----------------------------------------------------------------
+# Every deployment the app may call, as JSON keyed by deployment name (the name given in Azure,
+# not the model's): its base model (token counting), the quota granted to it (requests and tokens
+# per minute) and its price in USD per 1,000 tokens. The defaults describe the sandbox.
+_AZURE_OPENAI_DEPLOYMENT_KEYS = ("model", "rpm", "tpm", "input_per_1k", "output_per_1k")
+_AZURE_OPENAI_SANDBOX_DEPLOYMENTS = {
+    "gpt-4o-mini": {"model": "gpt-4o-mini", "rpm": 600, "tpm": 600_000,
+                    "input_per_1k": "0.00015", "output_per_1k": "0.0006"},
+    "gpt-4o": {"model": "gpt-4o", "rpm": 600, "tpm": 600_000,
+               "input_per_1k": "0.0025", "output_per_1k": "0.01"},
+}  # fmt: skip
+
+
+def _parse_azure_openai_deployments(raw: str, primary: str, fallback: str) -> dict[str, dict]:
+    """AZURE_OPENAI_DEPLOYMENTS checked: a bad value stops the start with what to fix."""
+    import json
+    from decimal import Decimal, InvalidOperation
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    example = (
+        'AZURE_OPENAI_DEPLOYMENTS=\'{"my-gpt4o-mini": {"model": "gpt-4o-mini", "rpm": 600, '
+        '"tpm": 100000, "input_per_1k": "0.00015", "output_per_1k": "0.0006"}}\''
+    )
+    try:
+        deployments = json.loads(raw) if raw.strip() else _AZURE_OPENAI_SANDBOX_DEPLOYMENTS
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(
+            f"AZURE_OPENAI_DEPLOYMENTS is not valid JSON ({exc}). Expected e.g. {example}"
+        ) from exc
+    if not isinstance(deployments, dict) or not deployments:
+        raise ImproperlyConfigured(
+            f"AZURE_OPENAI_DEPLOYMENTS must be a JSON object, e.g. {example}"
+        )
+    parsed = {}
+    for name, spec in deployments.items():
+        where = f"AZURE_OPENAI_DEPLOYMENTS[{name!r}]"
+        if not isinstance(spec, dict) or set(spec) != set(_AZURE_OPENAI_DEPLOYMENT_KEYS):
+            raise ImproperlyConfigured(
+                f"{where} must have exactly the keys {', '.join(_AZURE_OPENAI_DEPLOYMENT_KEYS)}; "
+                f"got {spec!r}. Example: {example}"
+            )
+        for key in ("rpm", "tpm"):
+            if not isinstance(spec[key], int) or isinstance(spec[key], bool) or spec[key] < 1:
+                raise ImproperlyConfigured(
+                    f"{where}.{key} must be a whole number ≥ 1 (the quota in Azure), "
+                    f"not {spec[key]!r}"
+                )
+        try:
+            prices = {k: Decimal(str(spec[k])) for k in ("input_per_1k", "output_per_1k")}
+        except InvalidOperation:
+            prices = {}
+        if len(prices) != 2 or any(not p.is_finite() or p < 0 for p in prices.values()):
+            raise ImproperlyConfigured(
+                f"{where}: input_per_1k and output_per_1k must be prices ≥ 0 in USD per 1,000 "
+                f'tokens, e.g. "0.00015"; got {spec["input_per_1k"]!r}, {spec["output_per_1k"]!r}'
+            )
+        if not isinstance(spec["model"], str) or not spec["model"].strip():
+            raise ImproperlyConfigured(f"{where}.model must name the base model, e.g. gpt-4o-mini")
+        parsed[name] = {**spec, **prices, "model": spec["model"].strip()}
+    for setting, name in (
+        ("AZURE_OPENAI_DEPLOYMENT", primary),
+        ("AZURE_OPENAI_FALLBACK_DEPLOYMENT", fallback),
+    ):
+        if name and name not in parsed:
+            raise ImproperlyConfigured(
+                f"{setting}={name!r} is not described in AZURE_OPENAI_DEPLOYMENTS (which has "
+                f"{', '.join(parsed)}). Add it, e.g. {example}"
+            )
+    return parsed
+
+
+AZURE_OPENAI_DEPLOYMENTS = _parse_azure_openai_deployments(
+    env.str("AZURE_OPENAI_DEPLOYMENTS", default=""),
+    AZURE_OPENAI_DEPLOYMENT,
+    AZURE_OPENAI_FALLBACK_DEPLOYMENT,
+)
+# Seconds to wait for a reply (connecting: 5 s).
+AZURE_OPENAI_TIMEOUT = env.float("AZURE_OPENAI_TIMEOUT", default=60.0)
+# Attempts per call (429, 408, 409, 5xx, timeouts), and the longest a call may wait in all, for
+# the shared limiter, a retry-after or backoff, before it gives up with a retryable error.
+AZURE_OPENAI_MAX_ATTEMPTS = env.int("AZURE_OPENAI_MAX_ATTEMPTS", default=5)
+AZURE_OPENAI_MAX_WAIT = env.float("AZURE_OPENAI_MAX_WAIT", default=60.0)
+# Azure enforces RPM over short windows (rpm/6 per 10 s), so the limiter does too.
+AZURE_OPENAI_RPM_WINDOW = env.float("AZURE_OPENAI_RPM_WINDOW", default=10.0)
+# Per-deployment breaker: opens after this many outages in a row, tries again after the timeout.
+AZURE_OPENAI_BREAKER_FAIL_MAX = env.int("AZURE_OPENAI_BREAKER_FAIL_MAX", default=5)
+AZURE_OPENAI_BREAKER_RESET_TIMEOUT = env.float("AZURE_OPENAI_BREAKER_RESET_TIMEOUT", default=30.0)
 
 # --- Auth -------------------------------------------------------------------------------------
 LOGIN_URL = "login"

@@ -1,0 +1,494 @@
+"""Sending one chat completion to Azure OpenAI: the one client, the shared limiter, our retries,
+the breaker per deployment and the fallback deployment.
+
+Layers, outermost first:
+- fallback: when the primary is unavailable (breaker open, outages or 429s outlasting our
+  attempts), the same request goes to AZURE_OPENAI_FALLBACK_DEPLOYMENT if one is configured;
+- retries (`backoff`): 408, 409, 429, 5xx, timeouts and connection errors, full-jitter exponential
+  waits, a retry-after honoured through the shared limiter, a clean give-up (ThrottledError with
+  `retry_after`) when the wait would outlast what the caller allows;
+- breaker per deployment (Redis state): counts outages only (5xx, timeouts, connection errors);
+- shared limiter per deployment (Redis): requests per short window (Azure enforces RPM per 10 s)
+  and tokens per minute, each request charged its prompt + max_tokens before it is sent. A 429's
+  retry-after pauses the deployment for every process.
+
+The package's own retries are off (`max_retries=0`) so retries do not multiply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import backoff
+import openai
+import pybreaker
+from django.conf import settings
+
+from ai.config import Deployment, deployment_get, fallback_for
+from ai.errors import (
+    ContentFilterError,
+    ContextLengthError,
+    CredentialsError,
+    DeploymentNotFoundError,
+    RequestRejectedError,
+    RetryableError,
+    RunError,
+    ThrottledError,
+    UnavailableError,
+)
+from ai.tokens import count_messages
+from core.breakers import redis_breaker
+from core.ratelimit import Reservation, SlidingWindowLimiter
+
+logger = logging.getLogger(__name__)
+
+_RETRYABLE_STATUS = frozenset({408, 409, 429})
+_CONNECT_TIMEOUT = 5.0
+# The first backoff step and the cap, in seconds (the package's own figures).
+_BACKOFF_BASE = 0.5
+_BACKOFF_CAP = 8.0
+
+
+# --- The client -------------------------------------------------------------------------------
+
+
+def openai_client(*, asynchronous: bool = False) -> openai.AzureOpenAI | openai.AsyncAzureOpenAI:
+    """The process's Azure OpenAI client for the configured endpoint, key and api-version."""
+    if not settings.AZURE_OPENAI_ENDPOINT:
+        raise RunError(
+            "AZURE_OPENAI_ENDPOINT is not set. Set it to your resource's endpoint, e.g. "
+            "https://<resource>.openai.azure.com (Azure portal → your Azure OpenAI resource → "
+            "Keys and Endpoint)."
+        )
+    return _client(
+        settings.AZURE_OPENAI_ENDPOINT,
+        settings.AZURE_OPENAI_API_KEY,
+        settings.AZURE_OPENAI_API_VERSION,
+        float(settings.AZURE_OPENAI_TIMEOUT),
+        asynchronous,
+    )
+
+
+@functools.cache
+def _client(
+    endpoint: str, api_key: str, api_version: str, timeout: float, asynchronous: bool
+) -> openai.AzureOpenAI | openai.AsyncAzureOpenAI:
+    cls = openai.AsyncAzureOpenAI if asynchronous else openai.AzureOpenAI
+    return cls(
+        azure_endpoint=endpoint,
+        api_key=api_key,
+        api_version=api_version,
+        max_retries=0,
+        timeout=openai.Timeout(timeout, connect=_CONNECT_TIMEOUT),
+    )
+
+
+# A forked child (Celery prefork, multiprocessing) must not share the parent's HTTP connections.
+os.register_at_fork(after_in_child=_client.cache_clear)
+
+
+# --- Limiter and breaker per deployment -------------------------------------------------------
+
+
+def deployment_limiters(
+    deployment: Deployment,
+) -> tuple[SlidingWindowLimiter, SlidingWindowLimiter]:
+    """(requests per short window, tokens per minute) for the deployment, shared via Redis."""
+    window = float(settings.AZURE_OPENAI_RPM_WINDOW)
+    per_window = max(1, math.ceil(deployment.rpm * window / 60))
+    return (
+        SlidingWindowLimiter(f"azure-openai:{deployment.name}:requests", per_window, window),
+        SlidingWindowLimiter(f"azure-openai:{deployment.name}:tokens", deployment.tpm, 60.0),
+    )
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APIConnectionError):  # timeouts included
+        return True
+    return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
+
+
+def deployment_breaker(deployment: Deployment) -> pybreaker.CircuitBreaker:
+    # Only outages count: a 429 means the service is up and busy, a 4xx is about the request.
+    return redis_breaker(
+        f"azure-openai:{deployment.name}",
+        fail_max=int(settings.AZURE_OPENAI_BREAKER_FAIL_MAX),
+        reset_timeout=float(settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT),
+        exclude=[lambda exc: not _is_outage(exc)],
+    )
+
+
+# --- One request ------------------------------------------------------------------------------
+
+
+@dataclass
+class Sent:
+    """A request the service accepted: the parsed response (a completion or a stream) and what
+    is needed to settle its charge once the usage is known."""
+
+    deployment: Deployment
+    response: Any
+    headers: Mapping[str, str]
+    max_tokens: int
+    fallback_from: str = ""
+    _reservations: tuple[Reservation, Reservation] | None = field(default=None, repr=False)
+
+    def settle(self, *, prompt_tokens: int | None) -> None:
+        """Correct the limiter's charge from the reported usage and the service's own count."""
+        if self._reservations is not None:
+            _settle(
+                self.deployment, self._reservations, self.headers, prompt_tokens, self.max_tokens
+            )
+            self._reservations = None
+
+
+class _Transient(Exception):
+    """An attempt that may succeed if repeated; turned into a RetryableError when we give up."""
+
+    def __init__(self, error: RetryableError) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = error.retry_after
+
+
+def is_reasoning_model(model: str) -> bool:
+    """o-series and gpt-5 take max_completion_tokens and no temperature/top_p."""
+    base = model.lower()
+    return base.startswith("gpt-5") or (len(base) > 1 and base[0] == "o" and base[1].isdigit())
+
+
+def chat_send(
+    *,
+    messages: list[dict[str, Any]],
+    max_tokens: int,
+    deployment: Deployment | None = None,
+    stream: bool = False,
+    params: Mapping[str, Any] | None = None,
+    max_wait: float | None = None,
+    attempts: int | None = None,
+    use_fallback: bool = True,
+) -> Sent:
+    """Send one chat completion through the limiter, retries, breaker and fallback.
+
+    `params` go to `chat.completions.create` as they are (tools, tool_choice, response_format,
+    temperature). Raises an AIError subclass saying what the caller should do.
+    """
+    primary = deployment or deployment_get()
+    try:
+        return _send_retrying(
+            primary, messages, max_tokens, stream, params or {}, max_wait, attempts
+        )
+    except RetryableError as exc:
+        fallback = fallback_for(primary) if use_fallback else None
+        if fallback is None:
+            raise
+        logger.warning(
+            "Azure OpenAI deployment %s is unavailable (%s); sending to the fallback %s",
+            primary.name,
+            exc.message,
+            fallback.name,
+        )
+        sent = _send_retrying(
+            fallback, messages, max_tokens, stream, params or {}, max_wait, attempts
+        )
+        sent.fallback_from = primary.name
+        return sent
+
+
+def _send_retrying(
+    deployment: Deployment,
+    messages: list[dict[str, Any]],
+    max_tokens: int,
+    stream: bool,
+    params: Mapping[str, Any],
+    max_wait: float | None,
+    attempts: int | None,
+) -> Sent:
+    max_wait = float(settings.AZURE_OPENAI_MAX_WAIT if max_wait is None else max_wait)
+    attempts = int(settings.AZURE_OPENAI_MAX_ATTEMPTS if attempts is None else attempts)
+    deadline = time.monotonic() + max_wait
+    prompt_tokens = count_messages(
+        messages,
+        model=deployment.model,
+        tools=params.get("tools"),
+        response_format=params.get("response_format"),
+    )
+    cost = prompt_tokens + max_tokens
+    tokens_limit = deployment_limiters(deployment)[1].limit
+    if cost > tokens_limit:
+        raise ContextLengthError(
+            f"This request needs about {prompt_tokens} prompt tokens + {max_tokens} max_tokens = "
+            f"{cost}, more than the deployment {deployment.name!r} may use in a minute "
+            f"({tokens_limit} TPM). Shorten the prompt or lower max_tokens.",
+            deployment=deployment.name,
+        )
+    kwargs = dict(params)
+    kwargs["max_completion_tokens" if is_reasoning_model(deployment.model) else "max_tokens"] = (
+        max_tokens
+    )
+    if stream:
+        kwargs.update(stream=True, stream_options={"include_usage": True})
+    breaker = deployment_breaker(deployment)
+
+    def attempt() -> Sent:
+        reservations = None
+        try:
+            with breaker.calling():
+                reservations = _acquire(deployment, cost, deadline, max_wait)
+                client = openai_client()
+                raw = client.chat.completions.with_raw_response.create(
+                    model=deployment.name, messages=messages, **kwargs
+                )
+        except pybreaker.CircuitBreakerError as exc:
+            raise UnavailableError(
+                f"Azure OpenAI deployment {deployment.name!r} keeps failing, so calls to it are "
+                f"paused for {settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT:g}s (circuit breaker "
+                "open). Try again later.",
+                deployment=deployment.name,
+                retry_after=float(settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT),
+            ) from exc
+        except (openai.APIStatusError, openai.APIConnectionError) as exc:
+            raise _failed(deployment, exc, reservations) from exc
+        return Sent(
+            deployment=deployment,
+            response=raw.parse(),
+            headers=dict(raw.headers),
+            max_tokens=max_tokens,
+            _reservations=reservations,
+        )
+
+    def too_long(exc: _Transient) -> bool:
+        return exc.retry_after is not None and exc.retry_after > deadline - time.monotonic()
+
+    retrying = backoff.on_exception(
+        _wait_times,
+        _Transient,
+        max_tries=attempts,
+        max_time=max_wait,
+        giveup=too_long,
+        jitter=None,  # _wait_times jitters itself
+        on_backoff=_log_backoff,
+    )(attempt)
+    try:
+        return retrying()
+    except _Transient as exc:
+        raise exc.error from exc.__cause__
+
+
+def _wait_times() -> Iterator[float | None]:
+    """Seconds before the next attempt; backoff sends in the exception that failed the last."""
+    exc = yield None
+    n = 0
+    while True:
+        if exc.retry_after is not None:
+            # The shared limiter is paused for retry_after already (acquire waits it out in
+            # every process); a little jitter keeps the processes from waking all at once.
+            wait = random.uniform(0, min(0.25, exc.retry_after / 10))
+        else:
+            wait = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**n))
+        n += 1
+        exc = yield wait
+
+
+def _log_backoff(details: dict[str, Any]) -> None:
+    logger.info(
+        "Azure OpenAI attempt %s failed (%s); retrying in %.2fs",
+        details["tries"],
+        details["exception"],
+        details["wait"],
+    )
+
+
+def _acquire(
+    deployment: Deployment, cost: int, deadline: float, max_wait: float
+) -> tuple[Reservation, Reservation]:
+    """A request slot and `cost` tokens, waiting (not past the deadline) for both at once.
+
+    Holding one while waiting for the other would starve other processes, so a slot that was
+    granted alone is given back.
+    """
+    requests_limiter, tokens_limiter = deployment_limiters(deployment)
+    while True:
+        request, wait = requests_limiter.try_acquire(1)
+        if request is not None:
+            tokens, wait = tokens_limiter.try_acquire(cost)
+            if tokens is not None:
+                return request, tokens
+            request.adjust(0)
+        if time.monotonic() + wait > deadline:
+            raise ThrottledError(
+                f"Azure OpenAI deployment {deployment.name!r} is at its quota: the next free slot "
+                f"is in {wait:.1f}s, later than this call waits ({max_wait:g}s). Try again later.",
+                deployment=deployment.name,
+                retry_after=wait,
+            )
+        time.sleep(wait)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the service asked us to wait: retry-after-ms first, then retry-after."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / scale
+        except ValueError:
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None
+
+
+def _failed(
+    deployment: Deployment,
+    exc: openai.APIStatusError | openai.APIConnectionError,
+    reservations: tuple[Reservation, Reservation] | None,
+) -> Exception:
+    """The error the caller acts on (an AIError), or a _Transient to retry."""
+    name = deployment.name
+    endpoint = settings.AZURE_OPENAI_ENDPOINT
+    if isinstance(exc, openai.APITimeoutError):
+        return _Transient(
+            UnavailableError(
+                f"Azure OpenAI deployment {name!r} did not answer within "
+                f"{settings.AZURE_OPENAI_TIMEOUT:g}s.",
+                deployment=name,
+            )
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return _Transient(
+            UnavailableError(
+                f"Cannot reach Azure OpenAI at {endpoint} ({exc.__cause__ or exc}). Check "
+                "AZURE_OPENAI_ENDPOINT and the network.",
+                deployment=name,
+            )
+        )
+    status = exc.status_code
+    headers = exc.response.headers
+    code = str(exc.code or "")
+    detail = _message(exc)
+    if status in (401, 403):
+        return CredentialsError(
+            f"Azure OpenAI at {endpoint} refused the credentials for deployment {name!r} "
+            f"({status}: {detail}). Check that AZURE_OPENAI_API_KEY is a key of this resource "
+            "(Azure portal → the resource → Keys and Endpoint) and that AZURE_OPENAI_ENDPOINT is "
+            "that resource's endpoint.",
+            deployment=name,
+        )
+    if status == 404:
+        return DeploymentNotFoundError(
+            f"Azure OpenAI at {endpoint} has no deployment named {name!r} (404 {code or ''}: "
+            f"{detail}). Check the deployment name in Azure AI Foundry → Deployments — it is the "
+            "name you gave the deployment, not the model's — and AZURE_OPENAI_ENDPOINT and "
+            f"AZURE_OPENAI_API_VERSION ({settings.AZURE_OPENAI_API_VERSION}).",
+            deployment=name,
+        )
+    if status == 400 and code == "content_filter":
+        return ContentFilterError(
+            f"Azure OpenAI's content filter blocked the prompt ({detail}). Change this item's "
+            "text or the prompt.",
+            deployment=name,
+            where="prompt",
+        )
+    if status == 400 and code == "context_length_exceeded":
+        return ContextLengthError(
+            f"The prompt is too long for deployment {name!r} ({detail}). Shorten the text or "
+            "lower max_tokens.",
+            deployment=name,
+        )
+    retry_after = _retry_after(headers)
+    if status == 429 or (retry_after is not None and status >= 500):
+        requests_limiter, _ = deployment_limiters(deployment)
+        # Nobody sends to this deployment until the window the service announced has passed.
+        requests_limiter.pause(retry_after if retry_after is not None else 1.0)
+    if reservations is not None and status == 429:
+        reservations[1].adjust(0)  # a refused request is not charged
+    retryable = status in _RETRYABLE_STATUS or status >= 500
+    if headers.get("x-should-retry") == "false":
+        retryable = False
+    if retryable:
+        kind = ThrottledError if status == 429 else UnavailableError
+        return _Transient(
+            kind(
+                f"Azure OpenAI deployment {name!r} answered {status} ({detail}).",
+                deployment=name,
+                retry_after=retry_after,
+            )
+        )
+    return RequestRejectedError(
+        f"Azure OpenAI deployment {name!r} rejected the request ({status} {code}: {detail}).",
+        deployment=name,
+    )
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, Mapping) and body.get("message"):
+        return str(body["message"])
+    return exc.message
+
+
+def corrected_charge(
+    *,
+    charged: int,
+    reported_prompt: int | None,
+    max_tokens: int,
+    our_used: int,
+    service_used: int | None,
+) -> int:
+    """What a request should weigh in our token window once its response is in.
+
+    Azure's TPM counter keeps the estimate it charged on arrival (prompt + max_tokens), so the
+    prompt part is corrected from the reported usage and max_tokens stays. When the service's
+    headers show it has counted more than we have (another client on the same quota, an estimate
+    of ours that ran low), the difference is added so we slow down with it.
+    """
+    cost = charged if reported_prompt is None else reported_prompt + max_tokens
+    if service_used is not None:
+        # our_used still holds this request at `charged`.
+        drift = service_used - (our_used - charged + cost)
+        cost += max(0, drift)
+    return max(0, cost)
+
+
+def _settle(
+    deployment: Deployment,
+    reservations: tuple[Reservation, Reservation],
+    headers: Mapping[str, str],
+    reported_prompt: int | None,
+    max_tokens: int,
+) -> None:
+    requests_limiter, tokens_limiter = deployment_limiters(deployment)
+    tokens = reservations[1]
+    service_used = None
+    with contextlib.suppress(KeyError, ValueError):
+        service_used = int(headers["x-ratelimit-limit-tokens"]) - int(
+            headers["x-ratelimit-remaining-tokens"]
+        )
+    cost = corrected_charge(
+        charged=tokens.cost,
+        reported_prompt=reported_prompt,
+        max_tokens=max_tokens,
+        our_used=tokens_limiter.usage() if service_used is not None else 0,
+        service_used=service_used,
+    )
+    cost = min(cost, tokens_limiter.limit)
+    if cost != tokens.cost:
+        tokens.adjust(cost)
+    # The service has no request left in its window while we think we have: someone else shares
+    # the quota. Hold back for about one slot's time rather than collect a 429.
+    if (
+        headers.get("x-ratelimit-remaining-requests") == "0"
+        and requests_limiter.usage() < requests_limiter.limit
+    ):
+        requests_limiter.pause(requests_limiter.window_ms / 1000 / requests_limiter.limit)
