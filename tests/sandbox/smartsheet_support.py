@@ -1,0 +1,39 @@
+"""Helpers for the Smartsheet conformance tests: an SDK client on the sandbox, error unpacking."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import smartsheet
+
+TOKEN = "sandbox-token"
+OTHER_TOKEN = "sandbox-token-2"
+
+
+def client(sandbox, token: str | None = TOKEN, **kwargs: Any) -> smartsheet.Smartsheet:
+    ss = smartsheet.Smartsheet(access_token=token, api_base=sandbox.smartsheet_base, **kwargs)
+    ss.errors_as_exceptions(True)
+    return ss
+
+
+def api_error(call: Callable[[], Any]) -> Any:
+    """Run an SDK call that must fail; returns the SDK's ErrorResult (status_code, code, ...)."""
+    try:
+        call()
+    except smartsheet.exceptions.ApiError as exc:
+        return exc.error.result
+    raise AssertionError("the call succeeded but should have failed")
+
+
+def sheet_id(ss: smartsheet.Smartsheet, name: str) -> int:
+    return next(s.id for s in ss.Sheets.list_sheets(include_all=True).data if s.name == name)
+
+
+def column_ids(ss: smartsheet.Smartsheet, sid: int) -> dict[str, int]:
+    return {c.title: c.id for c in ss.Sheets.get_columns(sid, include_all=True).data}
+
+
+def row(cells: dict[int, Any] | None = None, **attrs: Any) -> smartsheet.models.Row:
+    data = {**attrs, "cells": [{"columnId": cid, "value": v} for cid, v in (cells or {}).items()]}
+    return smartsheet.models.Row(data)
