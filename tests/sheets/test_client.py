@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+from django.conf import settings as django_settings
+
+from sheets import client
+from tests.conftest import ROOT, server_env
+from tests.sheets.conftest import other_user_client, sheet_id_named, smartsheet_stats
+
+CALLS_UNTIL_REFUSED = """
+import django
+django.setup()
+from sheets import client
+made = 0
+for _ in range({tries}):
+    try:
+        client.sheet_version_get(sheet_id={sheet_id})
+    except client.SmartsheetUnavailable:
+        break
+    made += 1
+print(made)
+"""
+
+
+def test_two_processes_together_stay_under_the_per_minute_budget(sandbox):
+    sheet_id = sheet_id_named(sandbox, "Project Tracker")
+    sandbox.reset()  # forget the lookup above: only the two processes count
+    budget = 12
+    sandbox.configure(smartsheet={"rpm": budget})  # one request over and the sandbox says 429
+    env = server_env(
+        SMARTSHEET_RATE_LIMIT_PER_MINUTE=str(budget), SMARTSHEET_RATE_LIMIT_MAX_WAIT="0.5"
+    )
+    script = CALLS_UNTIL_REFUSED.format(tries=10, sheet_id=sheet_id)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", script], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    made = [int(p.communicate(timeout=60)[0].strip().splitlines()[-1]) for p in procs]
+
+    assert sum(made) == budget  # the limiter admitted exactly the budget, then made them wait
+    token = smartsheet_stats(sandbox)["tokens"]["sandbox-token"]
+    assert token["rate_limited"] == 0
+    assert token["requests"] == budget
+    assert token["peak_rpm"] <= budget
+
+
+def test_the_breaker_opens_on_a_failure_storm_and_recovers(sandbox, settings):
+    sheet_id = sheet_id_named(sandbox, "Project Tracker")
+    settings.SMARTSHEET_BREAKER_FAIL_MAX = 3
+    settings.SMARTSHEET_BREAKER_RESET_TIMEOUT = 1
+    settings.SMARTSHEET_RETRY_MAX_TRIES = 1
+    sandbox.configure(smartsheet={"fail_rate": 1.0, "fail_codes": [4004]})
+    for _ in range(3):
+        with pytest.raises(client.SmartsheetUnavailable):
+            client.sheet_version_get(sheet_id=sheet_id)
+    sent = smartsheet_stats(sandbox)["requests"]
+
+    with pytest.raises(
+        client.SmartsheetUnavailable, match=r"too many recent failures.*try again in \d+ s"
+    ):
+        client.sheet_version_get(sheet_id=sheet_id)
+    assert smartsheet_stats(sandbox)["requests"] == sent  # refused without calling
+
+    sandbox.configure(smartsheet={"fail_rate": 0.0})
+    time.sleep(2.1)  # the breaker stores its opening time in whole seconds
+    assert client.sheet_version_get(sheet_id=sheet_id) >= 1
+    assert client.smartsheet_breaker().current_state == "closed"
+
+
+def test_transient_failures_are_retried_out_of_sight(sandbox, settings):
+    sheet_id = sheet_id_named(sandbox, "Project Tracker")
+    settings.SMARTSHEET_RETRY_MAX_TRIES = 8
+    sandbox.configure(smartsheet={"fail_rate": 0.4, "fail_codes": [4001, 4002, 4004]})
+    versions = [client.sheet_version_get(sheet_id=sheet_id) for _ in range(8)]
+    assert len(set(versions)) == 1
+    assert smartsheet_stats(sandbox)["injected_failures"] > 0
+
+
+def test_a_rate_limited_answer_is_retried_after_a_pause(sandbox, settings):
+    sheet_id = sheet_id_named(sandbox, "Project Tracker")
+    settings.SMARTSHEET_RATE_LIMIT_PAUSE = 0.2
+    settings.SMARTSHEET_RETRY_MAX_TRIES = 4
+    sandbox.configure(smartsheet={"fail_rate": 0.5, "fail_codes": [4003]})
+    for _ in range(4):
+        client.sheet_version_get(sheet_id=sheet_id)
+    assert client.smartsheet_breaker().current_state == "closed"  # 429s are not failures
+
+
+def test_the_request_timeout_fires_against_a_slow_smartsheet(sandbox, settings):
+    sheet_id = sheet_id_named(sandbox, "Project Tracker")
+    settings.SMARTSHEET_TIMEOUT = 0.3
+    settings.SMARTSHEET_RETRY_MAX_TRIES = 1
+    sandbox.configure(smartsheet={"latency_ms": 1500})
+    began = time.monotonic()
+    with pytest.raises(client.SmartsheetUnavailable, match="Timeout"):
+        client.sheet_version_get(sheet_id=sheet_id)
+    assert time.monotonic() - began < 1.0
+
+
+def test_bulk_writes_go_500_rows_at_a_time_and_refused_rows_come_back_one_by_one(sandbox):
+    sheet_id = sheet_id_named(sandbox, "Customer Feedback")
+    owner = other_user_client(sandbox, token="sandbox-token")
+    sheet = owner.Sheets.get_sheet(sheet_id, page_size=600)
+    primary = next(c for c in sheet.columns if c.primary)
+    strict = next(c for c in sheet.columns if str(c.type) in ("DATE", "CHECKBOX"))
+    rows = [
+        {"id": r.id, "cells": [{"columnId": primary.id, "value": f"bulk {i}"}]}
+        for i, r in enumerate(sheet.rows)
+    ]
+    for bad in (1, 550):
+        rows[bad]["cells"] = [{"columnId": strict.id, "value": "not a valid value"}]
+    puts_before = smartsheet_stats(sandbox)["routes"].get("PUT /sheets/{id:int}/rows", 0)
+
+    result = client.rows_update(sheet_id=sheet_id, rows=rows)
+
+    assert smartsheet_stats(sandbox)["routes"]["PUT /sheets/{id:int}/rows"] - puts_before == 2
+    assert [(f.index, f.row_id, f.error_code) for f in result.failures] == [
+        (1, sheet.rows[1].id, 1042),
+        (550, sheet.rows[550].id, 1042),
+    ]
+    assert all(f.message for f in result.failures)
+    assert len(result.rows) == 598
+    after = owner.Sheets.get_sheet(sheet_id, row_ids=[sheet.rows[0].id, sheet.rows[599].id])
+    assert [r.get_column(primary.id).value for r in after.rows] == ["bulk 0", "bulk 599"]
+
+
+def test_our_writes_carry_the_change_agent_and_a_second_writer_waits(sandbox, settings):
+    sheet_id = sheet_id_named(sandbox, "Project Tracker")
+    settings.SMARTSHEET_WRITE_LOCK_TIMEOUT = 1
+    with client.sheet_write_lock(sheet_id=sheet_id):
+        began = time.monotonic()
+        with pytest.raises(client.SmartsheetUnavailable, match="another write"):
+            client.rows_delete(sheet_id=sheet_id, row_ids=[1])
+        assert time.monotonic() - began >= 0.9
+    assert client.smartsheet_client()._change_agent == django_settings.SMARTSHEET_CHANGE_AGENT
+    assert client.rows_delete(sheet_id=sheet_id, row_ids=[1]) == []
