@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from sandbox.azure_openai import AzureOpenAIService
 from sandbox.smartsheet import SmartsheetService
 from sandbox.state import ConfigError, SandboxState
 
@@ -62,14 +63,8 @@ def build_app(seed: str) -> Starlette:
         Mount("/2.0", routes=smartsheet.routes()),
         Mount("/_sandbox", routes=control_routes(state, smartsheet)),
     ]
-    try:
-        from sandbox.azure_openai import AzureOpenAIService
-    except ImportError:
-        # The Azure half is being written beside this one; until it lands, serve Smartsheet only.
-        AzureOpenAIService = None
-    if AzureOpenAIService is not None:
-        azure = AzureOpenAIService(state)
-        routes += azure.routes()
+    azure = AzureOpenAIService(state)
+    routes += azure.routes()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
