@@ -176,9 +176,11 @@ class SmartsheetService:
     def _route(
         self, template: str, handlers: dict[str, Handler], weight: int = 1, public: bool = False
     ) -> Route:
+        label = template.replace(":int", "")  # stats say "GET /sheets/{id}"
+
         async def endpoint(request: Request) -> Response:
             method = request.method
-            route = f"{method} {template}"
+            route = f"{method} {label}"
             handler = handlers.get(method)
             auth = request.headers.get("Authorization", "")
             token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
