@@ -53,8 +53,8 @@ logger = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 _CONNECT_TIMEOUT = 5.0
-# The first backoff step and the cap, in seconds (the package's own figures).
-_BACKOFF_BASE = 0.5
+_WINDOW_MARGIN = 1.05
+# The longest backoff step, in seconds (the package's own figure).
 _BACKOFF_CAP = 8.0
 
 
@@ -105,9 +105,16 @@ def deployment_limiters(
     """(requests per short window, tokens per minute) for the deployment, shared via Redis."""
     window = float(settings.AZURE_OPENAI_RPM_WINDOW)
     per_window = max(1, math.ceil(deployment.rpm * window / 60))
+    # Windows a little longer than the service's: a request admitted here arrives there a few ms
+    # later, and one that travels faster than the request it follows would land in a window the
+    # service still counts as full.
     return (
-        SlidingWindowLimiter(f"azure-openai:{deployment.name}:requests", per_window, window),
-        SlidingWindowLimiter(f"azure-openai:{deployment.name}:tokens", deployment.tpm, 60.0),
+        SlidingWindowLimiter(
+            f"azure-openai:{deployment.name}:requests", per_window, window * _WINDOW_MARGIN
+        ),
+        SlidingWindowLimiter(
+            f"azure-openai:{deployment.name}:tokens", deployment.tpm, 60.0 * _WINDOW_MARGIN
+        ),
     )
 
 
@@ -242,12 +249,12 @@ def _send_retrying(
     def attempt() -> Sent:
         reservations = None
         try:
+            # The client first: time between being admitted and sending is time the service
+            # may count in a different window than we did.
+            create = openai_client().chat.completions.with_raw_response.create
             with breaker.calling():
                 reservations = _acquire(deployment, cost, deadline, max_wait)
-                client = openai_client()
-                raw = client.chat.completions.with_raw_response.create(
-                    model=deployment.name, messages=messages, **kwargs
-                )
+                raw = create(model=deployment.name, messages=messages, **kwargs)
         except pybreaker.CircuitBreakerError as exc:
             raise UnavailableError(
                 f"Azure OpenAI deployment {deployment.name!r} keeps failing, so calls to it are "
@@ -287,6 +294,7 @@ def _send_retrying(
 def _wait_times() -> Iterator[float | None]:
     """Seconds before the next attempt; backoff sends in the exception that failed the last."""
     exc = yield None
+    base = float(settings.AZURE_OPENAI_BACKOFF_BASE)
     n = 0
     while True:
         if exc.retry_after is not None:
@@ -294,7 +302,7 @@ def _wait_times() -> Iterator[float | None]:
             # every process); a little jitter keeps the processes from waking all at once.
             wait = random.uniform(0, min(0.25, exc.retry_after / 10))
         else:
-            wait = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2**n))
+            wait = random.uniform(0, min(_BACKOFF_CAP, base * 2**n))
         n += 1
         exc = yield wait
 

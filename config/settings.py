@@ -189,7 +189,7 @@ SMARTSHEET_BREAKER_FAIL_MAX = env.int("SMARTSHEET_BREAKER_FAIL_MAX", default=5)
 SMARTSHEET_BREAKER_RESET_TIMEOUT = env.int("SMARTSHEET_BREAKER_RESET_TIMEOUT", default=30)
 SMARTSHEET_WRITE_LOCK_TIMEOUT = env.int("SMARTSHEET_WRITE_LOCK_TIMEOUT", default=120)
 # Rows per GET during a full sync (bounds memory on 20,000-row sheets).
-SHEETS_SYNC_PAGE_SIZE = env.int("SHEETS_SYNC_PAGE_SIZE", default=2500)
+SHEETS_SYNC_PAGE_SIZE = env.int("SHEETS_SYNC_PAGE_SIZE", default=1000)
 # rowsModifiedSince looks back this much further than the last sync, for clock skew.
 SHEETS_SYNC_CLOCK_SKEW = env.int("SHEETS_SYNC_CLOCK_SKEW", default=120)
 # Webhook bursts within this many seconds coalesce into one sync.
@@ -285,6 +285,8 @@ AZURE_OPENAI_TIMEOUT = env.float("AZURE_OPENAI_TIMEOUT", default=60.0)
 # the shared limiter, a retry-after or backoff, before it gives up with a retryable error.
 AZURE_OPENAI_MAX_ATTEMPTS = env.int("AZURE_OPENAI_MAX_ATTEMPTS", default=5)
 AZURE_OPENAI_MAX_WAIT = env.float("AZURE_OPENAI_MAX_WAIT", default=60.0)
+# First backoff wait in seconds (doubling up to 8 s, full jitter) when no retry-after was sent.
+AZURE_OPENAI_BACKOFF_BASE = env.float("AZURE_OPENAI_BACKOFF_BASE", default=0.5)
 # Azure enforces RPM over short windows (rpm/6 per 10 s), so the limiter does too.
 AZURE_OPENAI_RPM_WINDOW = env.float("AZURE_OPENAI_RPM_WINDOW", default=10.0)
 # Per-deployment breaker: opens after this many outages in a row, tries again after the timeout.

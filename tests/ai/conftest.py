@@ -38,6 +38,7 @@ def ai(settings, sandbox):
     settings.AZURE_OPENAI_MAX_ATTEMPTS = 3
     settings.AZURE_OPENAI_MAX_WAIT = 10.0
     settings.AZURE_OPENAI_TIMEOUT = 10.0
+    settings.AZURE_OPENAI_BACKOFF_BASE = 0.02
     settings.AZURE_OPENAI_BREAKER_FAIL_MAX = 5
     settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT = 30.0
     return sandbox
