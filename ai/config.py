@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 
 _THOUSAND = Decimal(1000)
-_COST_PLACES = Decimal("0.000001")
+_COST_PLACES = Decimal("0.0000000001")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Deployment:
     output_per_1k: Decimal
 
     def cost(self, *, prompt_tokens: int, completion_tokens: int) -> Decimal:
-        """USD for one call, to the micro-dollar."""
+        """USD for one call (a small call costs millionths of a dollar: ten places)."""
         total = (
             Decimal(prompt_tokens) * self.input_per_1k
             + Decimal(completion_tokens) * self.output_per_1k

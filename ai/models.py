@@ -41,7 +41,7 @@ class UsageRecord(models.Model):
     )
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
-    cost = models.DecimalField(max_digits=12, decimal_places=6, default=0, help_text="USD")
+    cost = models.DecimalField(max_digits=16, decimal_places=10, default=0, help_text="USD")
     latency_ms = models.PositiveIntegerField(default=0)
     outcome = models.CharField(max_length=16, choices=Outcome.choices)
     error = models.TextField(blank=True)
