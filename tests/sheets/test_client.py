@@ -115,11 +115,11 @@ def test_bulk_writes_go_500_rows_at_a_time_and_refused_rows_come_back_one_by_one
     ]
     for bad in (1, 550):
         rows[bad]["cells"] = [{"columnId": strict.id, "value": "not a valid value"}]
-    puts_before = smartsheet_stats(sandbox)["routes"].get("PUT /sheets/{id:int}/rows", 0)
+    puts_before = smartsheet_stats(sandbox)["routes"].get("PUT /sheets/{id}/rows", 0)
 
     result = client.rows_update(sheet_id=sheet_id, rows=rows)
 
-    assert smartsheet_stats(sandbox)["routes"]["PUT /sheets/{id:int}/rows"] - puts_before == 2
+    assert smartsheet_stats(sandbox)["routes"]["PUT /sheets/{id}/rows"] - puts_before == 2
     assert [(f.index, f.row_id, f.error_code) for f in result.failures] == [
         (1, sheet.rows[1].id, 1042),
         (550, sheet.rows[550].id, 1042),

@@ -1,0 +1,161 @@
+"""Mirror benchmarks: full mirror of Support Tickets (20,000 x 20) against the SDK's fetch alone,
+and an incremental sync after 10 changed rows against a full sync. Prints ratios.
+
+    .venv/bin/python benchmarks/mirror.py
+
+Starts its own sandbox on a free port. Uses DATABASE_URL when set, else a throwaway SQLite file
+in var/. Goals: full mirror <= 1.5x the SDK fetch, peak RSS < 400 MB; incremental <= 1/50 full.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SHEET = "Support Tickets"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def main() -> None:
+    port = _free_port()
+    os.environ["SANDBOX_PORT"] = str(port)
+    os.environ["REDIS_PREFIX"] = f"bench-mirror-{uuid.uuid4().hex[:8]}"
+    os.environ.pop("SMARTSHEET_ACCESS_TOKEN", None)
+    os.environ.pop("SMARTSHEET_API_BASE", None)
+    db_file = ROOT / "var" / "benchmark-mirror.sqlite3"
+    if "DATABASE_URL" not in os.environ:
+        db_file.unlink(missing_ok=True)
+        os.environ["DATABASE_URL"] = f"sqlite:///{db_file}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+    sandbox = subprocess.Popen(
+        [sys.executable, "manage.py", "sandbox", "--port", str(port), "--seed", "demo"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        run(port)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(10)
+        _forget_redis_keys()
+
+
+def run(port: int) -> None:
+    import django
+
+    django.setup()
+    import httpx
+    import smartsheet
+    from django.core.management import call_command
+
+    from sheets import sync
+    from sheets.models import Column, Row
+
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{base}/_sandbox/config", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    call_command("migrate", verbosity=0)
+
+    owner = smartsheet.Smartsheet(access_token="sandbox-token", api_base=f"{base}/2.0")
+    owner.errors_as_exceptions(True)
+    sheet_id = next(int(s.id) for s in owner.Sheets.list_sheets().data if s.name == SHEET)
+    Row.objects.filter(sheet_id=sheet_id).delete()
+    sync.sheets_discover(sheet_ids=[sheet_id])
+
+    rss_before = _rss_mb()
+    began = time.perf_counter()
+    first = sync.sheet_sync(sheet_id=sheet_id, full=True)
+    t_mirror = time.perf_counter() - began
+    rss_mirror = _rss_mb()
+
+    began = time.perf_counter()
+    again = sync.sheet_sync(sheet_id=sheet_id, full=True)
+    t_refull = time.perf_counter() - began
+
+    # The baseline: the SDK fetching the same sheet in one call, nothing stored.
+    began = time.perf_counter()
+    fetched = owner.Sheets.get_sheet(sheet_id)
+    t_sdk = time.perf_counter() - began
+    rows = len(fetched.rows)
+    cols = len(fetched.columns)
+    primary = next(c.id for c in fetched.columns if c.primary)
+    changed_ids = [r.id for r in fetched.rows[:: rows // 10]][:10]
+    del fetched
+
+    other = smartsheet.Smartsheet(access_token="sandbox-token-2", api_base=f"{base}/2.0")
+    other.errors_as_exceptions(True)
+    other.Sheets.update_rows(
+        sheet_id,
+        [
+            smartsheet.models.Row({"id": i, "cells": [{"columnId": primary, "value": f"edit {i}"}]})
+            for i in changed_ids
+        ],
+    )
+    began = time.perf_counter()
+    incremental = sync.sheet_sync(sheet_id=sheet_id)
+    t_incremental = time.perf_counter() - began
+    assert incremental.kind == "incremental" and len(incremental.changed) == 10, incremental
+    assert Row.objects.filter(sheet_id=sheet_id).count() == rows
+    assert Column.objects.filter(sheet_id=sheet_id).count() == cols
+
+    print(f"Sheet: {SHEET}, {rows} rows x {cols} columns; database: {_db_label()}")
+    print(f"SDK fetch alone (1 call):            {t_sdk:7.2f} s")
+    print(
+        f"full mirror, empty mirror ({first.calls} calls): {t_mirror:7.2f} s  "
+        f"ratio {t_mirror / t_sdk:.2f}x (goal <= 1.5x)"
+    )
+    print(
+        f"full mirror, rows present ({again.calls} calls): {t_refull:7.2f} s  "
+        f"ratio {t_refull / t_sdk:.2f}x (goal <= 1.5x)"
+    )
+    print(
+        f"peak RSS after the full mirror:      {rss_mirror:7.0f} MB "
+        f"(before: {rss_before:.0f} MB; goal < 400 MB)"
+    )
+    print(
+        f"incremental after 10 edits ({incremental.calls} calls): {t_incremental:7.3f} s  "
+        f"ratio 1/{t_mirror / t_incremental:.0f} of the full mirror (goal <= 1/50)"
+    )
+
+
+def _db_label() -> str:
+    from django.db import connection
+
+    return connection.vendor
+
+
+def _forget_redis_keys() -> None:
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match=f"{settings.REDIS_PREFIX}*"))
+    if keys:
+        client.delete(*keys)
+
+
+if __name__ == "__main__":
+    main()
