@@ -67,6 +67,12 @@ def test_a_pause_stops_every_caller_until_it_ends(limiter_name):
 
 
 def _take(name: str, count: int, queue) -> None:
+    # A spawned child: set Django up from the environment the suite exported.
+    import django
+
+    django.setup()
+    from core.ratelimit import SlidingWindowLimiter
+
     limiter = SlidingWindowLimiter(name, limit=10, window=1)
     for _ in range(count):
         limiter.acquire()
@@ -74,12 +80,13 @@ def _take(name: str, count: int, queue) -> None:
 
 
 def test_two_processes_together_stay_under_the_limit(limiter_name):
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: by now the suite's process has threads (Celery, Playwright) to inherit.
+    context = multiprocessing.get_context("spawn")
     queue = context.Queue()
     workers = [context.Process(target=_take, args=(limiter_name, 15, queue)) for _ in range(2)]
     for worker in workers:
         worker.start()
-    admitted = sorted(queue.get(timeout=15) for _ in range(30))
+    admitted = sorted(queue.get(timeout=30) for _ in range(30))
     for worker in workers:
         worker.join(timeout=5)
     # No one-second window holds more than 10 admissions (small slack for clock reads).

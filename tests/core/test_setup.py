@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -24,21 +25,33 @@ def test_no_model_change_lacks_a_migration():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 
 
-def test_docker_compose_file_validates():
-    compose = None
+def _compose() -> list[str]:
     if (
         shutil.which("docker")
         and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
     ):
-        compose = ["docker", "compose"]
-    elif shutil.which("docker-compose"):
-        compose = ["docker-compose"]
-    if compose is None:
-        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
-    result = subprocess.run(
-        [*compose, "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
+        return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+
+
+def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*_compose(), "-f", str(ROOT / "docker-compose.yml"), "config", "--quiet"],
         capture_output=True,
         text=True,
         cwd=ROOT,
+        env={"PATH": os.environ["PATH"], **env},
     )
+
+
+def test_docker_compose_file_validates():
+    result = _compose_config({"SECRET_KEY": "a-real-secret"})
     assert result.returncode == 0, result.stderr
+
+
+def test_docker_compose_refuses_to_run_without_a_secret_key():
+    result = _compose_config({})
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr
