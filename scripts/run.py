@@ -82,6 +82,7 @@ def setup_after_start(settings, web_url: str) -> None:
 
 def main() -> int:
     os.chdir(ROOT)
+    sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     (ROOT / "var").mkdir(exist_ok=True)
