@@ -50,7 +50,7 @@ else
 fi
 
 # --- Redis ---
-REDIS_TEST_URL=${TEST_REDIS_URL:-${REDIS_URL:-redis://127.0.0.1:6379/15}}
+REDIS_TEST_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}
 if ! "$VENV_PY" -c "import redis,sys; redis.Redis.from_url(sys.argv[1], socket_connect_timeout=1).ping()" "$REDIS_TEST_URL" 2>/dev/null; then
   if [ "${WORKBENCH_REQUIRE_SERVICES:-}" != 1 ] && command -v redis-server >/dev/null; then
     port=$("$VENV_PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])")
@@ -68,4 +68,5 @@ fi
 
 mkdir -p var
 note "running the suite …"
-exec .venv/bin/pytest "$@"
+# Two workers: most of the suite waits on servers, sockets and rate windows, not on the CPU.
+exec .venv/bin/pytest -n "${PYTEST_WORKERS:-2}" "$@"

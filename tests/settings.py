@@ -16,19 +16,28 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-os.environ.setdefault("WORKBENCH_TEST_DAPHNE_PORT", str(_free_port()))
-os.environ.setdefault("SANDBOX_PORT", str(_free_port()))
-# Database 15 and its own prefixes keep the suite away from a `make run` on the same Redis.
-os.environ.setdefault("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
-os.environ.setdefault("REDIS_PREFIX", f"wbtest{os.getpid()}")
-# Several suites may run at once on one machine (CI beside a developer): one test database each.
-os.environ.setdefault("WORKBENCH_TEST_DB", f"test_workbench_{os.getpid()}")
+# Each test process (the plain pytest process, or each xdist worker) picks its own ports, Redis
+# prefix and database once; the servers it starts inherit them through the environment and see
+# the same owner, so they keep them.
+_OWNER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+if os.environ.get("WORKBENCH_TEST_OWNER") != _OWNER:
+    os.environ["WORKBENCH_TEST_OWNER"] = _OWNER
+    os.environ["WORKBENCH_TEST_DAPHNE_PORT"] = str(_free_port())
+    os.environ["SANDBOX_PORT"] = str(_free_port())
+    # Its own prefix keeps its Celery queues, limiters and breakers apart from other runs.
+    os.environ["REDIS_PREFIX"] = f"wbtest{os.getpid()}"
+    os.environ["WORKBENCH_TEST_DB"] = f"test_workbench_{os.getpid()}"
+# Database 15 keeps the suite away from a `make run` on the same Redis.
+os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Tests always talk to the sandbox, never to real services, whatever the shell exports.
 for name in (
     "SMARTSHEET_ACCESS_TOKEN",
     "AZURE_OPENAI_API_KEY",
     "SMARTSHEET_API_BASE",
     "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_DEPLOYMENT",
+    "AZURE_OPENAI_FALLBACK_DEPLOYMENT",
+    "AZURE_OPENAI_DEPLOYMENTS",
 ):
     os.environ.pop(name, None)
 
@@ -53,5 +62,7 @@ else:
 # suite has already created and migrated.
 if os.environ.get("WORKBENCH_USE_TEST_DB") == "1":
     DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]
+    if "PYTEST_XDIST_WORKER" in os.environ:  # pytest-django suffixes each worker's database
+        DATABASES["default"]["NAME"] += f"_{os.environ['PYTEST_XDIST_WORKER']}"
 
 CELERY_BEAT_SCHEDULE = {}
