@@ -493,10 +493,10 @@ def _settle(
     cost = min(cost, tokens_limiter.limit)
     if cost != tokens.cost:
         tokens.adjust(cost)
-    # The service has no request left in its window while we think we have: someone else shares
-    # the quota. Hold back for about one slot's time rather than collect a 429.
-    if (
-        headers.get("x-ratelimit-remaining-requests") == "0"
-        and requests_limiter.usage() < requests_limiter.limit
-    ):
-        requests_limiter.pause(requests_limiter.window_ms / 1000 / requests_limiter.limit)
+    # Fewer requests left in the service's window than in ours: someone else shares the quota.
+    # Take the difference out of our window too, rather than collect 429s.
+    with contextlib.suppress(KeyError, ValueError):
+        service_remaining = int(headers["x-ratelimit-remaining-requests"])
+        gap = requests_limiter.limit - requests_limiter.usage() - service_remaining
+        if gap > 0:
+            requests_limiter.try_acquire(gap)

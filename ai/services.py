@@ -18,6 +18,7 @@ from ai.config import Deployment, deployment_get
 from ai.errors import AIError, ContentFilterError, InvalidOutputError, UnavailableError
 from ai.models import UsageRecord
 from ai.schema import Column, response_format_for, values_validate
+from ai.tokens import count_messages
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,40 @@ class ChatResult:
         if self.tool_calls:
             message["tool_calls"] = [call.as_message_part() for call in self.tool_calls]
         return message
+
+
+@dataclass(frozen=True)
+class CallEstimate:
+    """What a call will cost at most, counted offline before sending it."""
+
+    deployment: str
+    prompt_tokens: int
+    max_completion_tokens: int
+    max_cost: Decimal  # if the reply used all of max_tokens
+
+
+def call_estimate(
+    *,
+    messages: list[dict[str, Any]],
+    max_tokens: int,
+    deployment: str | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    columns: Sequence[Column] | None = None,
+) -> CallEstimate:
+    """Prompt tokens and the most a call can cost (a job's preview multiplies it by its rows)."""
+    target = deployment_get(deployment)
+    prompt_tokens = count_messages(
+        messages,
+        model=target.model,
+        tools=tools,
+        response_format=response_format_for(columns) if columns else None,
+    )
+    return CallEstimate(
+        deployment=target.name,
+        prompt_tokens=prompt_tokens,
+        max_completion_tokens=max_tokens,
+        max_cost=target.cost(prompt_tokens=prompt_tokens, completion_tokens=max_tokens),
+    )
 
 
 def usage_record_create(

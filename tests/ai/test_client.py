@@ -227,6 +227,25 @@ def test_tokens_someone_else_used_on_the_deployment_are_counted_from_the_headers
     assert tokens_limiter.usage() == service_used
 
 
+def test_requests_someone_else_sent_are_taken_out_of_our_window(ai, settings):
+    quota(settings, ai, rpm=60, tpm=600_000)  # 10 requests per 10 s window
+    for _ in range(8):  # another client on the same deployment, outside our limiter
+        response = httpx.post(
+            f"{ai.url}/openai/deployments/gpt-4o-mini/chat/completions?api-version=2024-10-21",
+            headers={"api-key": "sandbox-key"},
+            json={"messages": HELLO, "max_tokens": 5},
+        )
+        assert response.status_code == 200
+    _send()
+    _send()
+    # The service's window is full now, and ours knows it: the next call is not even sent.
+    with pytest.raises(ThrottledError):
+        _send(max_wait=0.5)
+    stats = openai_stats(ai)
+    assert stats["counters"]["requests.gpt-4o-mini"] == 10
+    assert stats["rate_limited"] == 0
+
+
 def test_corrected_charge_never_goes_below_what_the_service_counted():
     # Our window: 300 for this request; the service has counted 900 (someone else used 650).
     assert (

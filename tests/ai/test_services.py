@@ -15,6 +15,7 @@ from ai.services import (
     StreamEnd,
     TextDelta,
     ToolCall,
+    call_estimate,
     chat_call,
     chat_stream,
     structured_call,
@@ -152,6 +153,30 @@ def test_a_structured_call_only_ever_picks_one_of_the_picklist_options(ai, optio
         context=CallContext(purpose="job", job_id=5),
     )
     assert result.values["Category"] in options
+
+
+def test_a_structured_reply_cut_off_at_max_tokens_fails_the_item(ai):
+    with pytest.raises(InvalidOutputError, match="cut off at max_tokens"):
+        structured_call(
+            columns=COLUMNS,
+            messages=[{"role": "user", "content": "Triage: the export is slow."}],
+            context=CallContext(purpose="job", job_id=5),
+            max_tokens=3,
+        )
+    assert UsageRecord.objects.get(job_id=5).outcome == "invalid_output"
+
+
+def test_an_estimate_counts_the_prompt_offline_and_prices_the_whole_max_tokens(ai):
+    messages = [{"role": "user", "content": "Summarise: the export is slow."}]
+    estimate = call_estimate(messages=messages, max_tokens=100)
+    assert estimate.deployment == "gpt-4o-mini"
+    result = chat_call(messages=messages, context=CHAT, max_tokens=100)
+    assert estimate.prompt_tokens == result.prompt_tokens
+    assert (
+        estimate.max_cost
+        == (Decimal(result.prompt_tokens) * Decimal("0.00015") + 100 * Decimal("0.0006")) / 1000
+    )
+    assert estimate.max_cost > result.cost
 
 
 def test_the_schema_sends_picklist_options_as_an_enum_and_checkboxes_as_booleans():
