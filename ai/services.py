@@ -239,6 +239,10 @@ def _result(
                 where="completion",
             )
         message = choice.message
+        if getattr(message, "refusal", None):
+            raise InvalidOutputError(
+                f"The model refused to answer: {message.refusal}", deployment=name
+            )
         calls = [
             ToolCall(
                 id=call.id,

@@ -292,6 +292,26 @@ AZURE_OPENAI_RPM_WINDOW = env.float("AZURE_OPENAI_RPM_WINDOW", default=10.0)
 # Per-deployment breaker: opens after this many outages in a row, tries again after the timeout.
 AZURE_OPENAI_BREAKER_FAIL_MAX = env.int("AZURE_OPENAI_BREAKER_FAIL_MAX", default=5)
 AZURE_OPENAI_BREAKER_RESET_TIMEOUT = env.float("AZURE_OPENAI_BREAKER_RESET_TIMEOUT", default=30.0)
+if not AZURE_OPENAI_SANDBOX and not AZURE_OPENAI_ENDPOINT:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(
+        "AZURE_OPENAI_API_KEY is set but AZURE_OPENAI_ENDPOINT is not: set it to the resource's "
+        "endpoint, e.g. https://<resource>.openai.azure.com (portal → Keys and Endpoint)."
+    )
+for _name in (
+    "AZURE_OPENAI_TIMEOUT",
+    "AZURE_OPENAI_MAX_ATTEMPTS",
+    "AZURE_OPENAI_MAX_WAIT",
+    "AZURE_OPENAI_BACKOFF_BASE",
+    "AZURE_OPENAI_RPM_WINDOW",
+    "AZURE_OPENAI_BREAKER_FAIL_MAX",
+    "AZURE_OPENAI_BREAKER_RESET_TIMEOUT",
+):
+    if globals()[_name] <= 0:
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"{_name} must be greater than 0, not {globals()[_name]}.")
 
 # --- Auth -------------------------------------------------------------------------------------
 LOGIN_URL = "login"
