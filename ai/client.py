@@ -239,9 +239,13 @@ def _send_retrying(
             deployment=deployment.name,
         )
     kwargs = dict(params)
-    kwargs["max_completion_tokens" if is_reasoning_model(deployment.model) else "max_tokens"] = (
-        max_tokens
-    )
+    if is_reasoning_model(deployment.model):
+        # A fallback may be a reasoning model where the primary is not: it refuses these.
+        kwargs.pop("temperature", None)
+        kwargs.pop("top_p", None)
+        kwargs["max_completion_tokens"] = max_tokens
+    else:
+        kwargs["max_tokens"] = max_tokens
     if stream:
         kwargs.update(stream=True, stream_options={"include_usage": True})
     breaker = deployment_breaker(deployment)
@@ -257,9 +261,9 @@ def _send_retrying(
                 raw = create(model=deployment.name, messages=messages, **kwargs)
         except pybreaker.CircuitBreakerError as exc:
             raise UnavailableError(
-                f"Azure OpenAI deployment {deployment.name!r} keeps failing, so calls to it are "
-                f"paused for {settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT:g}s (circuit breaker "
-                "open). Try again later.",
+                f"Azure OpenAI deployment {deployment.name!r} keeps failing, so calls to it "
+                f"are paused for up to {settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT:g}s "
+                "(circuit breaker open). Try again later.",
                 deployment=deployment.name,
                 retry_after=float(settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT),
             ) from exc

@@ -12,7 +12,13 @@ import time
 import httpx
 import pytest
 
-from ai.client import chat_send, corrected_charge, deployment_breaker, deployment_limiters
+from ai.client import (
+    chat_send,
+    corrected_charge,
+    deployment_breaker,
+    deployment_limiters,
+    is_reasoning_model,
+)
 from ai.config import deployment_get
 from ai.errors import (
     ContentFilterError,
@@ -384,3 +390,11 @@ def test_without_a_fallback_an_outage_is_retryable(ai):
         _send(attempts=2)
     assert isinstance(excinfo.value, RetryableError)
     assert "500" in excinfo.value.message
+
+
+@pytest.mark.parametrize(
+    ("model", "reasoning"),
+    [("o3-mini", True), ("o1", True), ("gpt-5-mini", True), ("gpt-4o", False), ("gpt-4.1", False)],
+)
+def test_reasoning_models_are_told_apart_for_max_completion_tokens(model, reasoning):
+    assert is_reasoning_model(model) is reasoning
