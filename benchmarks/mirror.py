@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SHEET = "Support Tickets"
+RUNS = 3
 
 
 def _free_port() -> int:
@@ -66,9 +67,10 @@ def run(port: int) -> None:
     import httpx
     import smartsheet
     from django.core.management import call_command
+    from django.db import connection
 
     from sheets import sync
-    from sheets.models import Column, Row
+    from sheets.models import Column, Row, Sheet
 
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
@@ -85,54 +87,82 @@ def run(port: int) -> None:
     Row.objects.filter(sheet_id=sheet_id).delete()
     sync.sheets_discover(sheet_ids=[sheet_id])
 
+    def best(runs: int, prepare, measure) -> tuple[float, object]:
+        """Fastest of `runs` timings (the machine's noise only ever adds time)."""
+        timings = []
+        for _ in range(runs):
+            prepare()
+            began = time.perf_counter()
+            outcome = measure()
+            timings.append((time.perf_counter() - began, outcome))
+        return min(timings, key=lambda t: t[0])
+
+    def tidy() -> None:
+        # Autovacuum does this in production; on a test server it may be off, and the dead
+        # rows of earlier runs would be timed instead of the sync.
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM ANALYZE sheets_row")
+
+    def nothing() -> None:
+        tidy()
+
+    def empty_mirror() -> None:
+        Row.objects.filter(sheet_id=sheet_id).delete()
+        Sheet.objects.filter(pk=sheet_id).update(version=None, sync_started_at=None)
+        tidy()
+
     rss_before = _rss_mb()
-    began = time.perf_counter()
-    first = sync.sheet_sync(sheet_id=sheet_id, full=True)
-    t_mirror = time.perf_counter() - began
+    t_mirror, first = best(RUNS, empty_mirror, lambda: sync.sheet_sync(sheet_id=sheet_id))
     rss_mirror = _rss_mb()
+    t_refull, again = best(RUNS, nothing, lambda: sync.sheet_sync(sheet_id=sheet_id, full=True))
 
-    began = time.perf_counter()
-    again = sync.sheet_sync(sheet_id=sheet_id, full=True)
-    t_refull = time.perf_counter() - began
-
-    # The baseline: the SDK fetching the same sheet in one call, nothing stored.
-    began = time.perf_counter()
-    fetched = owner.Sheets.get_sheet(sheet_id)
-    t_sdk = time.perf_counter() - began
-    rows = len(fetched.rows)
-    cols = len(fetched.columns)
-    primary = next(c.id for c in fetched.columns if c.primary)
-    changed_ids = [r.id for r in fetched.rows[:: rows // 10]][:10]
+    # The baseline: the SDK fetching the same sheet in one call as JSON, nothing stored. (The
+    # SDK's typed `Sheets.get_sheet` builds a model object per cell and takes ~10x longer; the
+    # mirror reads through Passthrough for that reason, so the fair baseline does too.)
+    t_sdk, fetched = best(RUNS, nothing, lambda: owner.Passthrough.get(f"/sheets/{sheet_id}").data)
+    rows = len(fetched["rows"])
+    cols = len(fetched["columns"])
+    primary = next(c["id"] for c in fetched["columns"] if c.get("primary"))
+    row_ids = [r["id"] for r in fetched["rows"]]
     del fetched
 
     other = smartsheet.Smartsheet(access_token="sandbox-token-2", api_base=f"{base}/2.0")
     other.errors_as_exceptions(True)
-    other.Sheets.update_rows(
-        sheet_id,
-        [
-            smartsheet.models.Row({"id": i, "cells": [{"columnId": primary, "value": f"edit {i}"}]})
-            for i in changed_ids
-        ],
-    )
-    began = time.perf_counter()
-    incremental = sync.sheet_sync(sheet_id=sheet_id)
-    t_incremental = time.perf_counter() - began
+    edits = iter(range(RUNS))
+
+    def ten_edits() -> None:
+        # Ten rows spread over the sheet, edited by another user.
+        run = next(edits)
+        other.Sheets.update_rows(
+            sheet_id,
+            [
+                smartsheet.models.Row(
+                    {"id": i, "cells": [{"columnId": primary, "value": f"edit {run} {i}"}]}
+                )
+                for i in row_ids[run :: rows // 10][:10]
+            ],
+        )
+        tidy()
+
+    t_incremental, incremental = best(RUNS, ten_edits, lambda: sync.sheet_sync(sheet_id=sheet_id))
     assert incremental.kind == "incremental" and len(incremental.changed) == 10, incremental
     assert Row.objects.filter(sheet_id=sheet_id).count() == rows
     assert Column.objects.filter(sheet_id=sheet_id).count() == cols
 
     print(f"Sheet: {SHEET}, {rows} rows x {cols} columns; database: {_db_label()}")
-    print(f"SDK fetch alone (1 call):            {t_sdk:7.2f} s")
+    print(f"Each figure is the fastest of {RUNS} runs.")
+    print(f"SDK fetch alone (1 call, JSON):        {t_sdk:7.2f} s")
     print(
-        f"full mirror, empty mirror ({first.calls} calls): {t_mirror:7.2f} s  "
+        f"full mirror, empty mirror ({first.calls} calls):  {t_mirror:7.2f} s  "
         f"ratio {t_mirror / t_sdk:.2f}x (goal <= 1.5x)"
     )
     print(
-        f"full mirror, rows present ({again.calls} calls): {t_refull:7.2f} s  "
+        f"full mirror, rows present ({again.calls} calls):  {t_refull:7.2f} s  "
         f"ratio {t_refull / t_sdk:.2f}x (goal <= 1.5x)"
     )
     print(
-        f"peak RSS after the full mirror:      {rss_mirror:7.0f} MB "
+        f"peak RSS after the full mirror:        {rss_mirror:7.0f} MB "
         f"(before: {rss_before:.0f} MB; goal < 400 MB)"
     )
     print(

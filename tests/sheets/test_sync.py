@@ -214,6 +214,8 @@ def test_sync_sheets_reports_a_summary_and_costs_one_call_per_unchanged_sheet(
     call_command("sync_sheets", str(tracker.pk), "--full")
     out = capsys.readouterr().out
     assert "1 of 1 sheets synced: 1 rows added, 0 updated, 0 deleted" in out
+    tracker.refresh_from_db()
+    assert f"The mirror holds {tracker.row_count:,} rows of these sheets." in out
 
     call_command("sync_sheets")
     out = capsys.readouterr().out
@@ -236,3 +238,52 @@ def test_sheets_status_prints_json_from_the_mirror_alone(sandbox, tracker, capsy
     }
     assert status["synced_at"] == tracker.synced_at.isoformat()
     assert smartsheet_stats(sandbox)["requests"] == calls
+
+
+def test_a_full_sync_pages_through_the_sheet_and_a_repeat_changes_nothing(
+    sandbox, tracker, settings
+):
+    settings.SHEETS_SYNC_PAGE_SIZE = 7
+    expected = {
+        pk: (n, cells) for pk, n, cells in Row.objects.values_list("pk", "row_number", "cells")
+    }
+    Row.objects.filter(sheet=tracker).delete()
+    pages_before = smartsheet_stats(sandbox)["routes"].get("GET /sheets/{id}", 0)
+
+    result = sync.sheet_sync(sheet_id=tracker.pk, full=True)
+
+    pages = -(-tracker.row_count // 7)
+    assert smartsheet_stats(sandbox)["routes"]["GET /sheets/{id}"] - pages_before == pages
+    assert len(result.added) == tracker.row_count and not result.changed and not result.deleted
+    mirrored = {
+        pk: (n, cells) for pk, n, cells in Row.objects.values_list("pk", "row_number", "cells")
+    }
+    assert mirrored == expected
+
+    again = sync.sheet_sync(sheet_id=tracker.pk, full=True)
+    assert (again.added, again.changed, again.deleted) == ([], [], [])
+
+
+def test_only_a_cells_value_display_and_formula_are_mirrored():
+    fields = sync._row_fields(
+        {
+            "id": 1,
+            "rowNumber": 3,
+            "parentId": 9,
+            "modifiedAt": "2026-11-20T10:00:00Z",
+            "cells": [
+                {"columnId": 11, "value": "a", "displayValue": "a"},
+                {"columnId": 12},
+                {"columnId": 13, "value": "Docs", "hyperlink": {"url": "https://x.test"}},
+                {"columnId": 14, "format": ",,1"},
+                {"columnId": 15, "value": 2, "formula": "=1+1"},
+            ],
+        }
+    )
+    assert fields["row_number"] == 3 and fields["parent_id"] == 9
+    assert fields["modified_at"].isoformat() == "2026-11-20T10:00:00+00:00"
+    assert fields["cells"] == {
+        "11": {"value": "a", "displayValue": "a"},
+        "13": {"value": "Docs"},
+        "15": {"value": 2, "formula": "=1+1"},
+    }

@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Sum
 from smartsheet.exceptions import ApiError
 from tqdm import tqdm
 
@@ -49,10 +50,14 @@ class Command(BaseCommand):
             updated += len(result.changed)
             deleted += len(result.deleted)
             self.stdout.write(f"  {sheet_id}: {result.summary()} (version {result.version})")
+        # Another process (the poller, a webhook) may have synced a sheet while this waited for
+        # it, so what this run changed can be less than what the mirror holds: say both.
+        held = Sheet.objects.filter(pk__in=ids).aggregate(rows=Sum("row_count"))["rows"] or 0
         self.stdout.write(
             f"{len(ids) - len(failures)} of {len(ids)} sheets synced: {added} rows added, "
             f"{updated} updated, {deleted} deleted; {api_calls_made() - calls_before} "
-            f"Smartsheet calls in {time.monotonic() - began:.1f} s"
+            f"Smartsheet calls in {time.monotonic() - began:.1f} s. The mirror holds {held:,} "
+            f"rows of these sheets."
         )
         if failures:
             raise CommandError("Some sheets failed to sync:\n  " + "\n  ".join(failures))
