@@ -92,6 +92,8 @@ def main() -> int:
     from django.conf import settings
     from honcho.manager import Manager
 
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # whitenoise warns if missing
+
     manager = Manager()
 
     if not redis_answers(settings.REDIS_URL):
@@ -124,11 +126,14 @@ def main() -> int:
     manager.add_process(
         "web", f"{PYTHON} -m daphne -b {WEB_HOST} -p {WEB_PORT} config.asgi:application"
     )
-    manager.add_process(
-        "worker",
+    worker = (
         f"{PYTHON} -m celery -A config worker -Q interactive,bulk -c 2 -l INFO "
-        "--without-gossip --without-mingle",
+        "--without-gossip --without-mingle"
     )
+    if settings.SANDBOX_MODE:
+        # The worker checks the AI deployments as it starts: let the sandbox come up first.
+        worker = f"{PYTHON} scripts/run.py --after {settings.SANDBOX_URL}/_sandbox/config {worker}"
+    manager.add_process("worker", worker)
     schedule = settings.CELERY_BEAT_SCHEDULE_FILENAME
     manager.add_process("beat", f"{PYTHON} -m celery -A config beat -l INFO -s {schedule}")
 
@@ -139,5 +144,13 @@ def main() -> int:
     return manager.returncode or 0
 
 
+def after(url: str, command: list[str]) -> int:
+    """`run.py --after URL CMD …`: run CMD once URL answers (or after 60 s, whichever first)."""
+    wait_for(lambda: http_answers(url), 60)
+    os.execvp(command[0], command)  # noqa: S606 (our own command line, from main())
+
+
 if __name__ == "__main__":
+    if len(sys.argv) > 3 and sys.argv[1] == "--after":
+        sys.exit(after(sys.argv[2], sys.argv[3:]))
     sys.exit(main())
