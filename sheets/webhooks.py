@@ -33,12 +33,14 @@ class WebhookAnswer:
 
 
 def _reject(reason: str, webhook_id: int | None, body: bytes, remote_addr: str | None):
-    WebhookRejection.objects.create(
+    record = WebhookRejection.objects.create(
         reason=reason,
         webhook_id=webhook_id,
         remote_addr=remote_addr or None,
         body_excerpt=body[:500].decode("utf-8", "replace"),
     )
+    # A flood of forged callbacks must not fill the database: keep the newest ones only.
+    WebhookRejection.objects.filter(pk__lte=record.pk - settings.WEBHOOK_REJECTIONS_KEPT).delete()
     logger.warning(
         "webhook callback refused: %s (webhook %s from %s)", reason, webhook_id, remote_addr
     )

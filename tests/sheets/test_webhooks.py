@@ -105,6 +105,20 @@ def test_it_refuses_an_unknown_webhook_and_records_it(client, hooked, enqueued):
     assert WebhookRejection.objects.filter(reason="unknown_webhook", webhook_id=999).count() == 2
 
 
+def test_a_flood_of_forged_callbacks_keeps_only_the_newest_records(
+    client, hooked, enqueued, settings
+):
+    settings.WEBHOOK_REJECTIONS_KEPT = 3
+    for n in range(7):
+        body = _event(nonce=f"forged-{n}")
+        assert _post(client, body, _sign(body, secret="a-guess")).status_code == 403
+    kept = [
+        json.loads(e)["nonce"]
+        for e in WebhookRejection.objects.values_list("body_excerpt", flat=True).order_by("pk")
+    ]
+    assert kept == ["forged-4", "forged-5", "forged-6"]
+
+
 def test_it_ignores_a_replayed_callback(client, hooked, enqueued):
     body = _event("same-nonce")
     assert _post(client, body, _sign(body)).status_code == 200
