@@ -154,11 +154,11 @@ def run(port: int) -> None:
     print(f"Each figure is the fastest of {RUNS} runs.")
     print(f"SDK fetch alone (1 call, JSON):        {t_sdk:7.2f} s")
     print(
-        f"full mirror, empty mirror ({first.calls} calls):  {t_mirror:7.2f} s  "
+        f"full mirror, empty mirror ({_calls(first.calls)}):  {t_mirror:7.2f} s  "
         f"ratio {t_mirror / t_sdk:.2f}x (goal <= 1.5x)"
     )
     print(
-        f"full mirror, rows present ({again.calls} calls):  {t_refull:7.2f} s  "
+        f"full mirror, rows present ({_calls(again.calls)}):  {t_refull:7.2f} s  "
         f"ratio {t_refull / t_sdk:.2f}x (goal <= 1.5x)"
     )
     print(
@@ -166,9 +166,13 @@ def run(port: int) -> None:
         f"(before: {rss_before:.0f} MB; goal < 400 MB)"
     )
     print(
-        f"incremental after 10 edits ({incremental.calls} calls): {t_incremental:7.3f} s  "
+        f"incremental after 10 edits ({_calls(incremental.calls)}): {t_incremental:7.3f} s  "
         f"ratio 1/{t_mirror / t_incremental:.0f} of the full mirror (goal <= 1/50)"
     )
+
+
+def _calls(n: int) -> str:
+    return f"{n} call" if n == 1 else f"{n} calls"
 
 
 def _db_label() -> str:

@@ -391,7 +391,7 @@ def _full_sync(sheet: Sheet, started_at: datetime, *, reload: bool = False) -> S
 
 
 def _incremental_sync(sheet: Sheet, started_at: datetime) -> SyncResult:
-    """Version check, then only the rows modified since the last sync.
+    """Only the rows modified since the last sync, and nothing at all if the version is the same.
 
     Deleted rows are not reported by rowsModifiedSince. Rather than fetching every row id on
     every sync, compare counts: after upserting the modified rows the mirror must hold
@@ -400,16 +400,19 @@ def _incremental_sync(sheet: Sheet, started_at: datetime) -> SyncResult:
     id list fetched — trimmed to the primary column with empty cells excluded, so it is one
     cheap call.
     """
-    version = client.sheet_version_get(sheet_id=sheet.pk)
-    if version == sheet.version:
-        result = SyncResult(sheet_id=sheet.pk, kind="unchanged", version=version)
+    # One call does both: an unchanged sheet answers with just {"version": N} (ifVersionAfter),
+    # a changed one with its columns and the rows modified since the last sync.
+    since = sheet.sync_started_at - timedelta(seconds=settings.SHEETS_SYNC_CLOCK_SKEW)
+    remote = client.sheet_get(
+        sheet_id=sheet.pk,
+        ifVersionAfter=sheet.version,
+        rowsModifiedSince=since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    if "columns" not in remote:
+        result = SyncResult(sheet_id=sheet.pk, kind="unchanged", version=int(remote["version"]))
         _mark_synced(sheet.pk, started_at, result)
         return result
 
-    since = sheet.sync_started_at - timedelta(seconds=settings.SHEETS_SYNC_CLOCK_SKEW)
-    remote = client.sheet_get(
-        sheet_id=sheet.pk, rowsModifiedSince=since.strftime("%Y-%m-%dT%H:%M:%SZ")
-    )
     columns = {int(c["id"]): _column_fields(c) for c in remote["columns"]}
     mirrored = {c["id"]: c for c in Column.objects.filter(sheet_id=sheet.pk).values()}
     if _structure(columns) != _structure(mirrored):
