@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import os
 import resource
-import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -20,14 +18,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks._sandbox import free_port, sandbox_running  # noqa: E402
+
 SHEET = "Support Tickets"
 RUNS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _rss_mb() -> float:
@@ -35,7 +30,7 @@ def _rss_mb() -> float:
 
 
 def main() -> None:
-    port = _free_port()
+    port = free_port()
     os.environ["SANDBOX_PORT"] = str(port)
     os.environ["REDIS_PREFIX"] = f"bench-mirror-{uuid.uuid4().hex[:8]}"
     os.environ.pop("SMARTSHEET_ACCESS_TOKEN", None)
@@ -46,25 +41,17 @@ def main() -> None:
         os.environ["DATABASE_URL"] = f"sqlite:///{db_file}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-    sandbox = subprocess.Popen(
-        [sys.executable, "manage.py", "sandbox", "--port", str(port), "--seed", "demo"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     try:
-        run(port)
+        with sandbox_running(port) as url:
+            run(url)
     finally:
-        sandbox.terminate()
-        sandbox.wait(10)
         _forget_redis_keys()
 
 
-def run(port: int) -> None:
+def run(base: str) -> None:
     import django
 
     django.setup()
-    import httpx
     import smartsheet
     from django.core.management import call_command
     from django.db import connection
@@ -72,13 +59,6 @@ def run(port: int) -> None:
     from sheets import sync
     from sheets.models import Column, Row, Sheet
 
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if httpx.get(f"{base}/_sandbox/config", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
     call_command("migrate", verbosity=0)
 
     owner = smartsheet.Smartsheet(access_token="sandbox-token", api_base=f"{base}/2.0")

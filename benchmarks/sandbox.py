@@ -10,9 +10,7 @@ connection from the sandbox's own cache (second fetch), so the ratio shows the c
 
 from __future__ import annotations
 
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,13 +19,11 @@ import httpx
 import smartsheet
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._sandbox import sandbox_running  # noqa: E402
+
 TOKEN = {"Authorization": "Bearer sandbox-token"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _timed(fn, repeat: int = 3) -> float:
@@ -95,28 +91,8 @@ def run(url: str) -> None:
 
 
 def main() -> None:
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    sandbox = subprocess.Popen(
-        [sys.executable, "manage.py", "sandbox", "--port", str(port), "--seed", "demo"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{url}/_sandbox/config", timeout=1).raise_for_status()
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline or sandbox.poll() is not None:
-                    raise SystemExit("the sandbox did not start") from None
-                time.sleep(0.2)
+    with sandbox_running() as url:
         run(url)
-    finally:
-        sandbox.terminate()
-        sandbox.wait(10)
 
 
 if __name__ == "__main__":
