@@ -306,6 +306,61 @@ def _columns_replace(sheet_id: int, columns: dict[int, dict]) -> None:
     )
 
 
+@dataclass
+class _FullPass:
+    """One pass over every page of a sheet, all at the same version."""
+
+    version: int
+    head: dict  # the sheet's fields other than rows
+    columns: dict[int, dict]
+    seen: set[int] = field(default_factory=set)
+    added: list[int] = field(default_factory=list)
+    changed: list[int] = field(default_factory=list)
+
+
+def _full_pass(
+    sheet_id: int, before: dict[int, tuple], pool: ThreadPoolExecutor
+) -> _FullPass | None:
+    """Store every page; None when the sheet changed between pages (the caller starts over)."""
+    size = settings.SHEETS_SYNC_PAGE_SIZE
+
+    def fetch(page: int) -> dict:
+        return client.sheet_get(sheet_id=sheet_id, pageSize=size, page=page)
+
+    remote = fetch(1)
+    full = _FullPass(
+        version=int(remote["version"]),
+        head={k: v for k, v in remote.items() if k != "rows"},
+        columns={int(c["id"]): _column_fields(c) for c in remote["columns"]},
+    )
+    _columns_replace(sheet_id, full.columns)
+    total = int(remote.get("totalRowCount") or 0)
+    # Should Smartsheet send fewer rows than asked for, page by what it sends.
+    per_page = len(remote.get("rows") or []) or size
+    page = 1
+    while True:
+        more = page * per_page < total
+        upcoming = pool.submit(fetch, page + 1) if more else None
+        rows = {int(r["id"]): _row_fields(r) for r in remote.get("rows") or []}
+        del remote
+        with transaction.atomic():
+            _rows_upsert(sheet_id, rows)
+        for pk, fields in rows.items():
+            full.seen.add(pk)
+            old = before.get(pk)
+            if old is None:
+                full.added.append(pk)
+            elif old != (fields["row_number"], fields["parent_id"], fields["modified_at"]):
+                full.changed.append(pk)
+        del rows
+        if upcoming is None:
+            return full
+        remote = upcoming.result()
+        page += 1
+        if int(remote["version"]) != full.version:
+            return None
+
+
 def _full_sync(sheet: Sheet, started_at: datetime, *, reload: bool = False) -> SyncResult:
     """Fetch every row, page by page, upsert them all and drop the rows Smartsheet lacks.
 
@@ -321,70 +376,34 @@ def _full_sync(sheet: Sheet, started_at: datetime, *, reload: bool = False) -> S
     columns_before = _structure(
         {c["id"]: c for c in Column.objects.filter(sheet_id=sheet.pk).values()}
     )
-    size = settings.SHEETS_SYNC_PAGE_SIZE
-
-    def fetch(page: int) -> dict:
-        return client.sheet_get(sheet_id=sheet.pk, pageSize=size, page=page)
-
     # One page is fetched (and parsed) in a thread while the one before is stored.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sheet-{sheet.pk}-fetch") as pool:
         for _attempt in range(3):
-            seen: set[int] = set()
-            added: list[int] = []
-            changed: list[int] = []
-            page, version, stable = 1, None, True
-            remote = fetch(page)
-            while True:
-                if version is None:
-                    version = int(remote["version"])
-                    head = {k: v for k, v in remote.items() if k != "rows"}
-                    columns = {int(c["id"]): _column_fields(c) for c in remote["columns"]}
-                    _columns_replace(sheet.pk, columns)
-                    total = int(head.get("totalRowCount") or 0)
-                    # Should Smartsheet send fewer rows than asked for, page by what it sends.
-                    per_page = len(remote.get("rows") or []) or size
-                elif int(remote["version"]) != version:
-                    stable = False
-                    break
-                more = page * per_page < total
-                upcoming = pool.submit(fetch, page + 1) if more else None
-                rows = {int(r["id"]): _row_fields(r) for r in remote.get("rows") or []}
-                del remote
-                with transaction.atomic():
-                    _rows_upsert(sheet.pk, rows)
-                for pk, fields in rows.items():
-                    seen.add(pk)
-                    old = before.get(pk)
-                    if old is None:
-                        added.append(pk)
-                    elif old != (fields["row_number"], fields["parent_id"], fields["modified_at"]):
-                        changed.append(pk)
-                del rows
-                if upcoming is None:
-                    break
-                remote = upcoming.result()
-                page += 1
-            if stable:
+            full = _full_pass(sheet.pk, before, pool)
+            if full is not None:
                 break
             logger.info("sheet %s changed during a full sync; starting over", sheet.pk)
         else:
             raise RuntimeError(f"sheet {sheet.pk} kept changing during a full sync; try again")
-    deleted = [pk for pk in before if pk not in seen]
     result = SyncResult(
-        sheet_id=sheet.pk, kind="full", version=version, added=added, changed=changed
+        sheet_id=sheet.pk,
+        kind="full",
+        version=full.version,
+        added=full.added,
+        changed=full.changed,
+        deleted=[pk for pk in before if pk not in full.seen],
     )
-    result.deleted = deleted
-    reload = reload or columns_before != _structure(columns)
+    reload = reload or columns_before != _structure(full.columns)
     with transaction.atomic():
-        _rows_delete(sheet.pk, deleted)
+        _rows_delete(sheet.pk, result.deleted)
         _mark_synced(
             sheet.pk,
             started_at,
             result,
-            name=head.get("name") or sheet.name,
-            version=version,
-            row_count=len(seen),
-            permalink=head.get("permalink") or "",
+            name=full.head.get("name") or sheet.name,
+            version=full.version,
+            row_count=len(full.seen),
+            permalink=full.head.get("permalink") or "",
         )
         _announce(result, reload=reload)
     return result
