@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -223,8 +224,6 @@ def _parse_azure_openai_deployments(raw: str, primary: str, fallback: str) -> di
     import json
     from decimal import Decimal, InvalidOperation
 
-    from django.core.exceptions import ImproperlyConfigured
-
     example = (
         'AZURE_OPENAI_DEPLOYMENTS=\'{"my-gpt4o-mini": {"model": "gpt-4o-mini", "rpm": 600, '
         '"tpm": 100000, "input_per_1k": "0.00015", "output_per_1k": "0.0006"}}\''
@@ -296,8 +295,6 @@ AZURE_OPENAI_RPM_WINDOW = env.float("AZURE_OPENAI_RPM_WINDOW", default=10.0)
 AZURE_OPENAI_BREAKER_FAIL_MAX = env.int("AZURE_OPENAI_BREAKER_FAIL_MAX", default=5)
 AZURE_OPENAI_BREAKER_RESET_TIMEOUT = env.float("AZURE_OPENAI_BREAKER_RESET_TIMEOUT", default=30.0)
 if not AZURE_OPENAI_SANDBOX and not AZURE_OPENAI_ENDPOINT:
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(
         "AZURE_OPENAI_API_KEY is set but AZURE_OPENAI_ENDPOINT is not: set it to the resource's "
         "endpoint, e.g. https://<resource>.openai.azure.com (portal → Keys and Endpoint)."
@@ -312,8 +309,6 @@ for _name in (
     "AZURE_OPENAI_BREAKER_RESET_TIMEOUT",
 ):
     if globals()[_name] <= 0:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(f"{_name} must be greater than 0, not {globals()[_name]}.")
 
 # --- Auth -------------------------------------------------------------------------------------
