@@ -23,7 +23,7 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # CI sets this: a missing PostgreSQL, Redis or Chromium fails the run instead of skipping.
 REQUIRE_SERVICES = os.environ.get("WORKBENCH_REQUIRE_SERVICES") == "1"
 
-pytest_plugins = ["tests.plugins.sandbox"]
+pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.private_redis"]
 
 
 def server_env(**extra: str) -> dict[str, str]:
