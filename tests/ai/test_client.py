@@ -12,13 +12,7 @@ import time
 import httpx
 import pytest
 
-from ai.client import (
-    chat_send,
-    corrected_charge,
-    deployment_breaker,
-    deployment_limiters,
-    is_reasoning_model,
-)
+from ai.client import chat_send, is_reasoning_model
 from ai.config import deployment_get
 from ai.errors import (
     ContentFilterError,
@@ -31,6 +25,7 @@ from ai.errors import (
     ThrottledError,
     UnavailableError,
 )
+from ai.quota import corrected_charge, deployment_breaker, deployment_limiters
 from tests.ai.conftest import openai_stats, quota
 
 HELLO = [{"role": "user", "content": "Say hello to the team."}]
