@@ -4,25 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ai', '0001_initial'),
+        ("ai", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeploymentVerdict',
+            name="DeploymentVerdict",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveSmallIntegerField(help_text='Order in AZURE_OPENAI_DEPLOYMENTS.')),
-                ('deployment', models.CharField(max_length=64, unique=True)),
-                ('model', models.CharField(blank=True, max_length=64)),
-                ('status', models.CharField(max_length=16)),
-                ('message', models.TextField(blank=True)),
-                ('checked_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "position",
+                    models.PositiveSmallIntegerField(
+                        help_text="Order in AZURE_OPENAI_DEPLOYMENTS."
+                    ),
+                ),
+                ("deployment", models.CharField(max_length=64, unique=True)),
+                ("model", models.CharField(blank=True, max_length=64)),
+                ("status", models.CharField(max_length=16)),
+                ("message", models.TextField(blank=True)),
+                ("checked_at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['position'],
+                "ordering": ["position"],
             },
         ),
     ]
