@@ -83,24 +83,13 @@ def test_a_pause_stops_every_caller_until_it_ends(limiter_name, waits):
     assert limiter.paused_for() == 0
 
 
-def test_with_redis_down_it_refuses_at_once_and_works_again_when_redis_returns(
-    limiter_name, private_redis, monkeypatch
-):
+def test_with_redis_down_it_refuses_and_works_again_when_redis_returns(limiter_name, private_redis):
     limiter = SlidingWindowLimiter(limiter_name, limit=5, window=60)
     assert limiter.try_acquire()[0] is not None
     private_redis.stop()
-    connects = []
-    real_connect = redis.connection.Connection._connect
-
-    def counted_connect(self):
-        connects.append(self.port)
-        return real_connect(self)
-
-    monkeypatch.setattr(redis.connection.Connection, "_connect", counted_connect)
     # Fail closed: the clients turn this into their own "try again later" error.
     with pytest.raises(redis.ConnectionError):
         limiter.try_acquire()
-    assert connects == [private_redis.port]  # one attempt, no retries
     private_redis.start()
     assert limiter.try_acquire()[0] is not None
     assert limiter.usage() == 1  # the restarted Redis came back empty
