@@ -13,7 +13,7 @@ from ai.config import deployment_get
 from ai.errors import UnavailableError
 from ai.models import DeploymentVerdict, UsageRecord
 from ai.quota import deployment_breaker, deployment_limiters
-from ai.services import CallContext, chat_call, chat_stream
+from ai.services import CallContext, TextDelta, chat_call, chat_stream
 from tests.ai.conftest import openai_stats
 from tests.conftest import ROOT, server_env, stop_process, wait_until
 
@@ -86,7 +86,8 @@ def test_with_redis_down_calls_fail_retryably_are_recorded_and_recover_when_it_r
 
     private_redis.start()  # empty, as after a restart without persistence
     assert chat_call(messages=HELLO, context=CHAT).text
-    assert "".join(e.text for e in chat_stream(messages=HELLO, context=CHAT) if hasattr(e, "text"))
+    events = list(chat_stream(messages=HELLO, context=CHAT))
+    assert "".join(e.text for e in events if isinstance(e, TextDelta))
     assert openai_stats(ai)["requests"] == 3
     requests_limiter, _ = deployment_limiters(_mini())
     # Counted in the new Redis (which also takes in the call before the outage, from the
