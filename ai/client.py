@@ -259,6 +259,8 @@ def _send_retrying(
         giveup=too_long,
         jitter=None,  # _wait_times jitters itself
         on_backoff=_log_backoff,
+        # Giving up is expected (the caller gets a RetryableError), not an ERROR.
+        giveup_log_level=logging.INFO,
     )(attempt)
     try:
         return retrying()
