@@ -10,6 +10,8 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -110,10 +112,25 @@ CACHES = {
     }
 }
 
+# redis-py 8 gives up on a read after 5 s by default, exactly as long as channels-redis blocks in
+# BZPOPMIN waiting for a message (5 s), so every idle WebSocket died with "Timeout reading from
+# …" and reconnected. The read timeout must outlast that wait; a finite one still notices a Redis
+# that vanished without closing its connections. The retry reconnects a pooled connection that a
+# Redis restart left dead, so the first socket after the restart works instead of failing.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi"},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 15,
+                    "socket_connect_timeout": 2,
+                    "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+                }
+            ],
+            "prefix": f"{REDIS_PREFIX}:asgi",
+        },
     }
 }
 
