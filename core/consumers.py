@@ -10,8 +10,8 @@ dispatches `ws:reconnected` on <body>, and a region that shows live data re-fetc
     <div id="rows" hx-get="{{ request.get_full_path }}" hx-trigger="ws:reconnected from:body">
 
 While Redis is down or restarting the channel layer raises; the consumer then closes the socket
-with 1013 ("try again later"), which the ws extension answers by reconnecting with backoff, and
-logs one warning line (no traceback: an outage is expected, not a bug).
+with CLOSE_TRY_AGAIN_LATER, which app.js answers by reconnecting with backoff, and logs one
+warning line (no traceback: an outage is expected, not a bug).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ logger = logging.getLogger(__name__)
 # Close code for "not logged in" (4000-4999 are free for applications).
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
-# RFC 6455 "try again later": the browser reconnects (the ws extension retries 1006, 1011-1013).
-CLOSE_TRY_AGAIN_LATER = 1013
+# "Try again later". RFC 6455's 1013 would do, but daphne (autobahn) sends only 1000 and
+# 3000-4999, and the ws extension retries only 1006 and 1011-1013: static/js/app.js retries this.
+CLOSE_TRY_AGAIN_LATER = 4013
 
 
 def user_group(user_id: int) -> str:

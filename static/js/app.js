@@ -17,7 +17,15 @@ document.addEventListener("htmx:wsAfterMessage", expireToasts);
 // "open" when its socket is ready; a closed socket turns it to "reconnecting…" until the next one
 // arrives. Pushes sent in between are lost, so a reconnect dispatches `ws:reconnected` on <body>
 // and live regions re-fetch themselves (hx-trigger="ws:reconnected from:body").
+const CLOSE_UNAUTHENTICATED = 4401;
+const CLOSE_FORBIDDEN = 4403;
+const CLOSE_TRY_AGAIN_LATER = 4013; // core/consumers.py: Redis is down; the ws extension won't retry it
 let socketWasLive = false;
+let retries = 0;
+// Retry soon, then back off to at most ~10 s (the default waits up to 64 s, long for a person).
+const reconnectDelay = (retryCount) => Math.min(1000 * 2 ** retryCount, 10000) * (0.5 + Math.random() / 2);
+htmx.config.wsReconnectDelay = reconnectDelay;
+
 const setSocketState = (state, text, title) => {
   const status = document.getElementById("ws-status");
   if (!status) return;
@@ -27,11 +35,13 @@ const setSocketState = (state, text, title) => {
 };
 const socketLost = (event) => {
   const code = event.detail.event?.code;
-  if (code === 4401 || code === 4403) {
-    // Refused for good (logged out, no access): the ws extension does not retry these.
+  if (code === CLOSE_UNAUTHENTICATED || code === CLOSE_FORBIDDEN) {
     setSocketState("closed", "offline", "Live updates stopped. Reload the page or log in again.");
-  } else {
-    setSocketState("reconnecting", "reconnecting…", "Updates are paused until the connection is back.");
+    return;
+  }
+  setSocketState("reconnecting", "reconnecting…", "Updates are paused until the connection is back.");
+  if (code === CLOSE_TRY_AGAIN_LATER && document.body.contains(event.target)) {
+    setTimeout(() => event.detail.socketWrapper.reconnect(), reconnectDelay(retries++));
   }
 };
 document.addEventListener("htmx:wsClose", socketLost);
@@ -39,10 +49,8 @@ document.addEventListener("htmx:wsError", socketLost);
 document.addEventListener("htmx:wsAfterMessage", () => {
   const status = document.getElementById("ws-status");
   if (!status || status.dataset.state !== "open" || status.dataset.seen) return;
-  status.dataset.seen = "1"; // this marker is new: the socket (re)connected just now
+  status.dataset.seen = "1"; // this marker is new: a socket (re)connected just now
+  retries = 0;
   if (socketWasLive) htmx.trigger(document.body, "ws:reconnected");
   socketWasLive = true;
 });
-// Retry soon, then back off to at most ~10 s (the default waits up to 64 s, long for a person).
-htmx.config.wsReconnectDelay = (retryCount) =>
-  Math.min(1000 * 2 ** retryCount, 10000) * (0.5 + Math.random() / 2);
