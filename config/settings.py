@@ -329,6 +329,19 @@ for _name in (
         raise ImproperlyConfigured(f"{_name} must be greater than 0, not {globals()[_name]}.")
 
 # --- Auth -------------------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # Refuses locked-out attempts before any password is checked (core/login_throttle.py).
+    "core.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed log-ins allowed per username from one address, and per address whatever the usernames,
+# before that pair (or address) must wait LOGIN_LOCKOUT_SECONDS after its last failure.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=30)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
+for _name in ("LOGIN_FAILURE_LIMIT", "LOGIN_FAILURE_LIMIT_PER_ADDRESS", "LOGIN_LOCKOUT_SECONDS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be 1 or more, not {globals()[_name]}.")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
