@@ -17,9 +17,10 @@ document.addEventListener("htmx:wsAfterMessage", expireToasts);
 // "open" when its socket is ready; a closed socket turns it to "reconnecting…" until the next one
 // arrives. Pushes sent in between are lost, so a reconnect dispatches `ws:reconnected` on <body>
 // and live regions re-fetch themselves (hx-trigger="ws:reconnected from:body").
-const CLOSE_UNAUTHENTICATED = 4401;
-const CLOSE_FORBIDDEN = 4403;
-const CLOSE_TRY_AGAIN_LATER = 4013; // core/consumers.py: Redis is down; the ws extension won't retry it
+// Close codes the ws extension retries by itself, and ours for "Redis is down, try again later"
+// (core/consumers.py), which it does not.
+const RETRIED_BY_THE_WS_EXTENSION = [1006, 1011, 1012, 1013];
+const CLOSE_TRY_AGAIN_LATER = 4013;
 let socketWasLive = false;
 let retries = 0;
 // Retry soon, then back off to at most ~10 s (the default waits up to 64 s, long for a person).
@@ -34,9 +35,10 @@ const setSocketState = (state, text, title) => {
   status.title = title;
 };
 const socketLost = (event) => {
-  const code = event.detail.event?.code;
-  if (code === CLOSE_UNAUTHENTICATED || code === CLOSE_FORBIDDEN) {
-    setSocketState("closed", "offline", "Live updates stopped. Reload the page or log in again.");
+  const code = event.detail.event?.code; // none on htmx:wsError, which htmx:wsClose follows
+  const retried = code === undefined || RETRIED_BY_THE_WS_EXTENSION.includes(code);
+  if (!retried && code !== CLOSE_TRY_AGAIN_LATER) {
+    setSocketState("closed", "offline", "Live updates stopped. Reload the page (or log in again).");
     return;
   }
   setSocketState("reconnecting", "reconnecting…", "Updates are paused until the connection is back.");
