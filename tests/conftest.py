@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -89,19 +90,29 @@ def staff(django_user_model):
 # --- Live daphne server -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
-    """A real daphne (HTTP + WebSocket) serving config.asgi on the test database.
+def server_log_path(name: str = "daphne") -> Path:
+    """Each test process (xdist worker) logs its servers to files of its own."""
+    return ROOT / "var" / f"test-{name}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.log"
 
-    Tests that create data the server must see need `@pytest.mark.django_db(transaction=True)`.
-    """
-    port = os.environ["WORKBENCH_TEST_DAPHNE_PORT"]
+
+@contextmanager
+def daphne_server(port: int | str, log_path: Path, **env: str) -> Iterator[str]:
+    """A real daphne (HTTP + WebSocket) serving config.asgi on the test database."""
     url = f"http://127.0.0.1:{port}"
-    log = open(ROOT / "var" / "test-daphne.log", "w")  # noqa: SIM115 (closed below)
+    log = open(log_path, "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "config.asgi:application"],
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
         cwd=ROOT,
-        env=server_env(),
+        env=server_env(**env),
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -120,6 +131,16 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
     finally:
         stop_process(proc)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """The session's daphne; its log is `server_log_path()`.
+
+    Tests that create data the server must see need `@pytest.mark.django_db(transaction=True)`.
+    """
+    with daphne_server(os.environ["WORKBENCH_TEST_DAPHNE_PORT"], server_log_path()) as url:
+        yield url
 
 
 # --- Browser ----------------------------------------------------------------------------------
@@ -178,7 +199,7 @@ def login(page, live_server_url, client):
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen]:
     """A real Celery worker process consuming both queues from the real Redis broker."""
-    log = open(ROOT / "var" / "test-celery.log", "w")  # noqa: SIM115 (closed below)
+    log = open(server_log_path("celery"), "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [
             sys.executable,
