@@ -44,7 +44,7 @@ from redis.exceptions import RedisError
 
 from core.ratelimit import redis_client
 from sheets.models import Sheet, WebhookNonce, WebhookRejection
-from sheets.sync import sheet_sync_request
+from sheets.sync import sheet_sync_pending_clear, sheet_sync_request
 
 logger = logging.getLogger(__name__)
 
@@ -224,6 +224,10 @@ def _sync_ask(sheet_id: int) -> WebhookAnswer:
         # Answering 500 would make Smartsheet retry and, after 14 failures, disable the
         # webhook; the durable mark lets the poller do the sync instead.
         Sheet.objects.filter(pk=sheet_id).update(sync_requested_at=timezone.now())
+        # When only the broker failed, the debounce key would make the next callbacks believe
+        # a sync is queued.
+        with contextlib.suppress(RedisError):
+            sheet_sync_pending_clear(sheet_id=sheet_id)
         logger.warning(
             "sheet %s changed, but its sync could not be queued (%s); the poller will sync it",
             sheet_id,

@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from sheets.models import Sheet, WebhookRejection
 from sheets.selectors import sheets_needing_sync
@@ -68,3 +69,25 @@ def test_a_queued_sync_leaves_no_request_for_the_poller(client, hooked, enqueued
     body = callback_body("queued")
     assert post_callback(client, body, sign(body)).json() == {"status": "sync scheduled"}
     assert not sheets_needing_sync().exists()
+
+
+def test_when_only_the_broker_fails_the_next_callback_tries_to_queue_again(
+    client, hooked, monkeypatch
+):
+    from sheets.tasks import sheet_sync_task
+
+    sent: list = []
+
+    def broker_down_once(args, **kwargs):
+        if not sent:
+            sent.append("refused")
+            raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+        sent.append(args)
+
+    monkeypatch.setattr(sheet_sync_task, "apply_async", broker_down_once)
+    first = callback_body("first")
+    assert post_callback(client, first, sign(first)).json() == {"status": "sync requested"}
+    assert Sheet.objects.get(pk=1001).sync_requested_at is not None
+    second = callback_body("second")
+    assert post_callback(client, second, sign(second)).json() == {"status": "sync scheduled"}
+    assert sent == ["refused", (1001,)]
