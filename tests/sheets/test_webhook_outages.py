@@ -91,3 +91,11 @@ def test_when_only_the_broker_fails_the_next_callback_tries_to_queue_again(
     second = callback_body("second")
     assert post_callback(client, second, sign(second)).json() == {"status": "sync scheduled"}
     assert sent == ["refused", (1001,)]
+
+
+def test_the_admin_says_the_counts_are_unknown_while_redis_is_down(client, staff, private_redis):
+    private_redis.stop()
+    client.force_login(staff)
+    response = client.get("/admin/sheets/webhookrejection/")
+    assert response.status_code == 200
+    assert "Redis does not answer, so the counts are unknown." in response.content.decode()

@@ -231,6 +231,7 @@ def test_the_admin_shows_how_many_callbacks_ended_each_way(client, hooked, enque
     counts = page[page.index('id="webhook-callback-counts"') :]
     assert '<th scope="row">bad_signature</th><td>3</td>' in counts
     assert '<th scope="row">accepted</th><td>1</td>' in counts
+    assert "fine" in client.get("/admin/sheets/webhooknonce/").content.decode()
 
 
 def test_old_refusal_records_are_dropped(client, hooked, settings):
