@@ -162,8 +162,8 @@ def _callback_accept(
     if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
         return _malformed("nonce is missing or not 1 to 100 printable ASCII characters")
     events, new_status = payload.get("events"), payload.get("newWebhookStatus")
-    if (events is None) == (new_status is None):
-        return _malformed("a callback carries either events or newWebhookStatus")
+    if events is None and new_status is None:
+        return _malformed("a callback carries events or newWebhookStatus")
     if events is not None and not (
         isinstance(events, list) and all(isinstance(event, dict) for event in events)
     ):
@@ -184,11 +184,12 @@ def _callback_accept(
             logger.info("webhook %s: replayed nonce %s ignored", webhook_id, nonce)
             _count("replayed")
             return WebhookAnswer(200, {"status": "replay ignored"})
+        answer = WebhookAnswer(200, {"status": "noted"})
         if new_status is not None:
             Sheet.objects.filter(pk=sheet.pk).update(webhook_status=new_status)
             logger.warning("webhook %s of sheet %s is now %s", webhook_id, sheet.pk, new_status)
-            answer = WebhookAnswer(200, {"status": "noted"})
-        else:
+        # Status callbacks carry no events; should one ever carry both, the events count too.
+        if events:
             answer = _sync_ask(sheet.pk)
     WebhookNonce.objects.filter(
         received_at__lt=timezone.now() - timedelta(seconds=settings.WEBHOOK_NONCE_TTL)

@@ -170,6 +170,14 @@ def test_a_status_callback_records_the_new_status(client, hooked, enqueued):
     assert enqueued == []
 
 
+def test_a_status_callback_that_also_carries_events_is_noted_and_synced(client, hooked, enqueued):
+    body = callback_body(newWebhookStatus="ENABLED")
+    Sheet.objects.filter(pk=1001).update(webhook_status="DISABLED_SCOPE_INACCESSIBLE")
+    assert post_callback(client, body, sign(body)).json() == {"status": "sync scheduled"}
+    assert Sheet.objects.get(pk=1001).webhook_status == "ENABLED"
+    assert enqueued == [(1001,)]
+
+
 # --- Refusals ---------------------------------------------------------------------------------
 
 
@@ -257,7 +265,6 @@ def test_old_refusal_records_are_dropped(client, hooked, settings):
         b'{"webhookId": "555"}',
         callback_body(events="all"),
         callback_body(events=[1, 2]),
-        callback_body(newWebhookStatus="ENABLED"),  # events and a status: neither kind
         json.dumps({"nonce": "x", "webhookId": 555}).encode(),
         callback_body(webhook_id=2**63),  # past PostgreSQL's bigint
         callback_body(webhook_id=2**64),
@@ -281,7 +288,6 @@ def test_old_refusal_records_are_dropped(client, hooked, settings):
         "string-webhook-id",
         "events-not-a-list",
         "events-not-objects",
-        "events-and-status",
         "neither-events-nor-status",
         "webhook-id-past-bigint",
         "webhook-id-past-64-bits",
