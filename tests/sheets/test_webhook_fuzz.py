@@ -80,3 +80,15 @@ def test_arbitrary_json_signed_or_not_never_gets_a_500(
     headers = {} if challenge is None else {"Smartsheet-Hook-Challenge": challenge}
     signature = sign(body, WEBHOOK_SECRET) if signed else None
     _assert_answered(post_callback(client, body, signature, **headers))
+
+
+@FUZZ
+@given(payload=payloads | near_valid, signed=st.booleans(), challenge=header_text)
+def test_arbitrary_json_never_gets_a_500_while_redis_is_down(
+    client, hooked, enqueued, private_redis, payload, signed, challenge
+):
+    private_redis.stop()
+    body = json.dumps(payload).encode()
+    headers = {} if challenge is None else {"Smartsheet-Hook-Challenge": challenge}
+    signature = sign(body, WEBHOOK_SECRET) if signed else None
+    _assert_answered(post_callback(client, body, signature, **headers))
