@@ -216,8 +216,10 @@ SHEETS_SYNC_DEBOUNCE = env.float("SHEETS_SYNC_DEBOUNCE", default=2.0)
 SHEETS_POLL_INTERVAL = env.int("SHEETS_POLL_INTERVAL", default=60)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1_000_000)
 WEBHOOK_NONCE_TTL = env.int("WEBHOOK_NONCE_TTL", default=7 * 24 * 3600)
-# Refused callbacks kept for a look in the admin (older ones are dropped).
-WEBHOOK_REJECTIONS_KEPT = env.int("WEBHOOK_REJECTIONS_KEPT", default=1000)
+# Refused callbacks: at most one record per kind per sample period (the rest are counted in
+# Redis), records dropped after so many days.
+WEBHOOK_REJECTION_SAMPLE_SECONDS = env.int("WEBHOOK_REJECTION_SAMPLE_SECONDS", default=60)
+WEBHOOK_REJECTION_DAYS = env.int("WEBHOOK_REJECTION_DAYS", default=30)
 CELERY_BEAT_SCHEDULE["sheets-poll"] = {
     "task": "sheets.tasks.sheets_poll",
     "schedule": float(SHEETS_POLL_INTERVAL),

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import hmac
+import json
 import queue
+import socket
+import subprocess
 import threading
 
 import pytest
+import redis
 import smartsheet
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -16,6 +22,7 @@ from django.conf import settings as django_settings
 from core.ratelimit import redis_client
 from sheets import sync
 from sheets.models import Sheet
+from tests.conftest import require_tool, stop_process, wait_until
 
 PROJECT_TRACKER = "Project Tracker"
 
@@ -129,3 +136,109 @@ def smartsheet_stats(sandbox) -> dict:
         "tokens": {},
         **stats,
     }
+
+
+# --- Webhook callbacks (tests/sheets/test_webhooks*.py) ---------------------------------------
+
+WEBHOOK_URL = "/webhooks/smartsheet/"
+WEBHOOK_SECRET = "the-shared-secret"
+
+
+@pytest.fixture
+def hooked(db) -> Sheet:
+    """A mirrored sheet with an enabled webhook (id 555) whose secret we know."""
+    return Sheet.objects.create(
+        id=1001,
+        name="Hooked",
+        webhook_id=555,
+        webhook_status="ENABLED",
+        webhook_shared_secret=WEBHOOK_SECRET,
+    )
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list:
+    """Sync tasks the receiver scheduled (recorded instead of sent to the broker)."""
+    from sheets.tasks import sheet_sync_task
+
+    calls: list = []
+    monkeypatch.setattr(sheet_sync_task, "apply_async", lambda args, **kw: calls.append(args))
+    return calls
+
+
+def callback_body(nonce: str | None = "n-1", webhook_id: int = 555, **extra) -> bytes:
+    """An event callback as Smartsheet sends it (`nonce=None` leaves the nonce out)."""
+    payload = {
+        "nonce": nonce,
+        "timestamp": "2025-01-01T00:00:00.000+00:00",
+        "webhookId": webhook_id,
+        "scope": "sheet",
+        "scopeObjectId": 1001,
+        "events": [{"objectType": "cell", "eventType": "updated", "rowId": 1, "columnId": 2}],
+        **extra,
+    }
+    if nonce is None:
+        del payload["nonce"]
+    return json.dumps(payload).encode()
+
+
+def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post_callback(client, body: bytes, signature: str | None = None, **headers):
+    if signature:
+        headers["Smartsheet-Hmac-SHA256"] = signature
+    return client.post(WEBHOOK_URL, data=body, content_type="application/json", headers=headers)
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free port, to stop and restart at will.
+
+    Like the machine's, it keeps nothing on disk, so a restart empties it. The machine's Redis
+    (other people's tests use it) is never touched.
+    """
+
+    def __init__(self) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                *(require_tool("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._answers, timeout=10, what="the private redis-server to answer")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def _answers(self) -> bool:
+        try:
+            return bool(redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
+
+
+@pytest.fixture
+def private_redis(settings):
+    """settings.REDIS_URL points at a PrivateRedis for the test (the limiters, the sync debounce,
+    the receiver's counters; Celery's broker is left alone)."""
+    server = PrivateRedis()
+    server.start()
+    redis_client.cache_clear()
+    settings.REDIS_URL = server.url
+    try:
+        yield server
+    finally:
+        server.stop()
+        redis_client.cache_clear()
