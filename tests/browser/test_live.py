@@ -13,7 +13,6 @@ from playwright.sync_api import expect
 
 from core.consumers import user_group
 from tests.conftest import daphne_server, run_in_thread, server_log_path
-from tests.private_redis import private_redis  # noqa: F401 (a fixture)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -45,7 +44,7 @@ def test_an_idle_page_keeps_its_one_socket_and_still_receives_a_push(page, login
 
 
 @pytest.fixture
-def server_on_private_redis(private_redis, settings):  # noqa: F811 (the fixture above)
+def server_on_private_redis(private_redis, settings):
     """A daphne of this test's own whose Redis the test may stop; this process uses it too."""
     layers = copy.deepcopy(settings.CHANNEL_LAYERS)
     layers["default"]["CONFIG"]["hosts"][0]["address"] = private_redis.url

@@ -14,7 +14,6 @@ from django.conf import settings
 from config.asgi import application, websocket_origin_allowed
 from core.consumers import CLOSE_TRY_AGAIN_LATER, user_group
 from tests.conftest import run_in_thread
-from tests.private_redis import private_redis  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -89,7 +88,7 @@ def test_origin_rules_follow_the_browser_and_the_settings(settings):
 
 
 @pytest.fixture
-def layer_on_private_redis(private_redis, settings):  # noqa: F811 (the fixture above)
+def layer_on_private_redis(private_redis, settings):
     """The product's channel layer settings, pointed at a Redis this test may stop."""
     layers = copy.deepcopy(settings.CHANNEL_LAYERS)
     layers["default"]["CONFIG"]["hosts"][0]["address"] = private_redis.url

@@ -8,12 +8,9 @@ import hashlib
 import hmac
 import json
 import queue
-import socket
-import subprocess
 import threading
 
 import pytest
-import redis
 import smartsheet
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -22,7 +19,6 @@ from django.conf import settings as django_settings
 from core.ratelimit import redis_client
 from sheets import sync
 from sheets.models import Sheet
-from tests.conftest import require_tool, stop_process, wait_until
 
 PROJECT_TRACKER = "Project Tracker"
 
@@ -190,55 +186,3 @@ def post_callback(client, body: bytes, signature: str | None = None, **headers):
     if signature:
         headers["Smartsheet-Hmac-SHA256"] = signature
     return client.post(WEBHOOK_URL, data=body, content_type="application/json", headers=headers)
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a free port, to stop and restart at will.
-
-    Like the machine's, it keeps nothing on disk, so a restart empties it. The machine's Redis
-    (other people's tests use it) is never touched.
-    """
-
-    def __init__(self) -> None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                *(require_tool("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._answers, timeout=10, what="the private redis-server to answer")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
-
-    def _answers(self) -> bool:
-        try:
-            return bool(redis.Redis.from_url(self.url, socket_connect_timeout=0.5).ping())
-        except redis.RedisError:
-            return False
-
-
-@pytest.fixture
-def private_redis(settings):
-    """settings.REDIS_URL points at a PrivateRedis for the test (the limiters, the sync debounce,
-    the receiver's counters; Celery's broker is left alone)."""
-    server = PrivateRedis()
-    server.start()
-    redis_client.cache_clear()
-    settings.REDIS_URL = server.url
-    try:
-        yield server
-    finally:
-        server.stop()
-        redis_client.cache_clear()
