@@ -1,8 +1,8 @@
 """Keeping the mirror in step with Smartsheet: discovery, full sync and incremental sync.
 
-Entry points: `sheets_discover`, `sheet_sync` (what the task, the poller and `sync_sheets` call)
-and `sheet_sync_request` (debounced, for webhooks). Every change to the mirror is announced on
-the sheet's group (see sheets/events.py) once its transaction commits.
+Entry points: `sheets_discover`, `sheet_sync` (what the task and `sync_sheets` call) and
+`sheet_sync_request` (debounced, for webhooks and the poller in sheets/poll.py). Every change to
+the mirror is announced on the sheet's group (see sheets/events.py) once its transaction commits.
 """
 
 from __future__ import annotations
@@ -13,32 +13,27 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import orjson
-import psycopg
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
-from redis.exceptions import LockError
+from redis.exceptions import RedisError
+from smartsheet.exceptions import ApiError
 
 from core.ratelimit import redis_client
-from sheets import client
+from sheets import client, store
 from sheets.events import sheet_changed_send
+from sheets.locks import redis_unavailable, sheet_sync_lock
 from sheets.models import Column, Row, Sheet
 
 logger = logging.getLogger(__name__)
-
-# A sync holds its sheet's lock at most this long (a full sync of 20,000 rows takes seconds).
-SYNC_LOCK_TTL = 15 * 60
-# Rows per INSERT: 6 parameters each stays under SQLite's 32,766 and PostgreSQL's 65,535.
-_UPSERT_BATCH = 1000
 
 
 @dataclass
 class SyncResult:
     sheet_id: int
-    kind: str  # "unchanged", "incremental", "full" or "skipped" (another sync was running)
+    # "unchanged", "incremental", "full", "skipped" (another sync was running) or "gone"
+    kind: str
     version: int | None = None
     added: list[int] = field(default_factory=list)
     changed: list[int] = field(default_factory=list)
@@ -47,6 +42,8 @@ class SyncResult:
     seconds: float = 0.0
 
     def summary(self) -> str:
+        if self.kind == "gone":
+            return "gone from Smartsheet"
         if self.kind in ("unchanged", "skipped"):
             return self.kind
         return (
@@ -58,9 +55,23 @@ class SyncResult:
 # --- Discovery --------------------------------------------------------------------------------
 
 
+class SheetNotFound(Exception):
+    """Smartsheet does not know these sheet ids (or does not share them with this token)."""
+
+    def __init__(self, sheet_ids: list[int]) -> None:
+        self.sheet_ids = sheet_ids
+        names = ", ".join(str(i) for i in sheet_ids)
+        super().__init__(
+            f"Smartsheet has no sheet {names} that this app's token can see: check the id "
+            "(File > Properties in Smartsheet) and that the sheet is shared with the token's user."
+        )
+
+
 def sheets_discover(*, sheet_ids: list[int] | None = None) -> list[Sheet]:
     """Add sheets to the mirror: the given ids, or (None) every sheet the token can see.
 
+    Given ids new to the mirror are checked with Smartsheet first (one small call each): if any
+    is unknown there, SheetNotFound names them and nothing is stored.
     In sandbox mode the demo user is granted every sheet found, so the demo has data to show.
     """
     if sheet_ids is None:
@@ -68,6 +79,10 @@ def sheets_discover(*, sheet_ids: list[int] | None = None) -> list[Sheet]:
     else:
         found = {int(i): "" for i in sheet_ids}
     existing = set(Sheet.objects.filter(pk__in=found).values_list("pk", flat=True))
+    if sheet_ids is not None:
+        unknown = [pk for pk in found if pk not in existing and not _sheet_exists(pk)]
+        if unknown:
+            raise SheetNotFound(unknown)
     Sheet.objects.bulk_create(
         [Sheet(id=pk, name=name or str(pk)) for pk, name in found.items() if pk not in existing]
     )
@@ -82,73 +97,152 @@ def sheets_discover(*, sheet_ids: list[int] | None = None) -> list[Sheet]:
     return sheets
 
 
+def sheets_prune() -> list[Sheet]:
+    """Remove the sheets marked gone (with their rows); returns them as they were."""
+    gone = list(Sheet.objects.filter(sync_state=Sheet.SyncState.GONE))
+    for sheet in gone:
+        if sheet.webhook_id:
+            try:  # Smartsheet disabled it with the sheet; without this it lingers in the list
+                client.webhook_delete(webhook_id=sheet.webhook_id)
+            except (client.SmartsheetUnavailable, ApiError) as exc:
+                logger.info("webhook %s of gone sheet %s: %s", sheet.webhook_id, sheet.pk, exc)
+    Sheet.objects.filter(pk__in=[s.pk for s in gone]).delete()
+    return gone
+
+
+def _sheet_exists(sheet_id: int) -> bool:
+    try:
+        client.sheet_version_get(sheet_id=sheet_id)
+    except ApiError as exc:
+        if gone_reason(exc) is None:
+            raise
+        return False
+    return True
+
+
+def gone_reason(exc: ApiError) -> str | None:
+    """A sentence when the error means the sheet is gone for this token, else None."""
+    result = getattr(exc.error, "result", None)
+    status = getattr(result, "status_code", None)
+    code = getattr(result, "error_code", None)
+    if status == 404:
+        return (
+            f"Smartsheet no longer has this sheet, or no longer shares it with this app "
+            f"(error {code}). Remove it with `manage.py sync_sheets --prune`."
+        )
+    if status == 403:
+        return (
+            f"This app's token may no longer read this sheet (error {code}). Share it with the "
+            "token's user again, or remove it with `manage.py sync_sheets --prune`."
+        )
+    return None
+
+
+def _failure_sentence(exc: Exception) -> str:
+    """What the sheets page says about a failed sync (the detail goes to the log)."""
+    if isinstance(exc, client.SmartsheetUnavailable):
+        return "Smartsheet could not be reached; the sync will be tried again."
+    if isinstance(exc, ApiError):
+        code = getattr(getattr(exc.error, "result", None), "error_code", None)
+        return f"Smartsheet refused the sync (error {code}); the log has the details."
+    return "The sync failed unexpectedly; the log has the details."
+
+
 # --- Sync -------------------------------------------------------------------------------------
 
 
-def _pending_key(sheet_id: int) -> str:
-    return f"{settings.REDIS_PREFIX}:sheets:sync-pending:{sheet_id}"
+def _pending_key(sheet_id: int, full: bool) -> str:
+    return f"{settings.REDIS_PREFIX}:sheets:sync-pending:{sheet_id}:{'full' if full else 'incr'}"
 
 
-def sheet_sync_request(*, sheet_id: int, countdown: float | None = None) -> bool:
-    """Schedule an incremental sync soon; a burst of requests becomes one sync.
+def sheet_sync_request(
+    *, sheet_id: int, countdown: float | None = None, full: bool = False
+) -> bool:
+    """Schedule a sync soon; a burst of requests becomes one sync.
 
-    Returns False when a sync is already scheduled (it will see this change too).
+    Returns False when a sync is already scheduled (it will see this change too). Called by
+    the webhook receiver, the poller and a sync task that found its sheet busy, none of them
+    inside a transaction (inside one, the task could run before the data it needs commits).
     """
     from sheets.tasks import sheet_sync_task
 
     delay = settings.SHEETS_SYNC_DEBOUNCE if countdown is None else countdown
-    # The key outlives the countdown a little, so a lost task cannot block syncs for long.
-    if not redis_client().set(_pending_key(sheet_id), "1", nx=True, ex=int(delay) + 60):
-        return False
-    sheet_sync_task.apply_async((sheet_id,), countdown=delay)
+    # The key outlives the countdown only a little: should the task be lost, the next request
+    # schedules another instead of being swallowed for long.
+    ttl = max(1, round(delay + settings.SHEETS_SYNC_PENDING_GRACE))
+    try:
+        if not redis_client().set(_pending_key(sheet_id, full), "1", nx=True, ex=ttl):
+            return False
+    except RedisError as exc:
+        raise redis_unavailable(exc, f"scheduling a sync of sheet {sheet_id}") from exc
+    sheet_sync_task.apply_async((sheet_id, True) if full else (sheet_id,), countdown=delay)
     return True
 
 
-def sheet_sync_pending_clear(*, sheet_id: int) -> None:
+def sheet_sync_pending_clear(*, sheet_id: int, full: bool = False) -> None:
     """Called as a scheduled sync starts: changes from now on need a sync of their own."""
-    redis_client().delete(_pending_key(sheet_id))
+    try:
+        redis_client().delete(_pending_key(sheet_id, full))
+    except RedisError as exc:
+        raise redis_unavailable(exc, f"starting a sync of sheet {sheet_id}") from exc
 
 
-def sheet_sync(*, sheet_id: int, full: bool = False, wait: float | None = 300) -> SyncResult:
+def sheet_sync(*, sheet_id: int, full: bool = False, wait: float = 0) -> SyncResult:
     """Bring one sheet's mirror up to date; one sync per sheet at a time, across processes.
 
-    `wait`: seconds to wait for a running sync of the same sheet (0: return "skipped" at once).
-    Raises client.SmartsheetUnavailable or the SDK's ApiError; the sheet records the failure.
+    `wait`: seconds to wait for a running sync of the same sheet (0, for tasks: return
+    "skipped" at once). A sheet Smartsheet no longer has comes back "gone" and is marked so.
+    Raises client.SmartsheetUnavailable (also when Redis is down) or the SDK's ApiError; the
+    sheet records the failure as a sentence, the log the detail.
     """
-    lock = redis_client().lock(
-        f"{settings.REDIS_PREFIX}:sheets:sync:{sheet_id}",
-        timeout=SYNC_LOCK_TTL,
-        blocking=bool(wait),
-        blocking_timeout=wait or None,
-    )
-    if not lock.acquire():
-        return SyncResult(sheet_id=sheet_id, kind="skipped")
-    calls_before = client.api_calls_made()
-    began = time.monotonic()
-    try:
-        sheet = Sheet.objects.get(pk=sheet_id)
+    with sheet_sync_lock(sheet_id=sheet_id, wait=wait) as held:
+        if held is None:
+            return SyncResult(sheet_id=sheet_id, kind="skipped")
+        calls_before = client.api_calls_made()
+        began = time.monotonic()
+        sheet = Sheet.objects.filter(pk=sheet_id).first()
+        if sheet is None:  # removed from the mirror since the sync was requested
+            return SyncResult(sheet_id=sheet_id, kind="gone")
         Sheet.objects.filter(pk=sheet_id).update(sync_state=Sheet.SyncState.SYNCING)
         started_at = timezone.now()
         try:
-            if full or sheet.version is None or sheet.sync_started_at is None:
+            if (
+                full
+                or sheet.version is None
+                or sheet.sync_started_at is None
+                or sheet.sync_state == Sheet.SyncState.GONE
+            ):
                 result = _full_sync(sheet, started_at)
             else:
                 result = _incremental_sync(sheet, started_at)
-        except Exception as exc:
+        except ApiError as exc:
+            reason = gone_reason(exc)
+            if reason is None:
+                _mark_failed(sheet_id, exc)
+                raise
+            logger.warning("sheet %s is gone from Smartsheet: %s", sheet_id, exc)
             Sheet.objects.filter(pk=sheet_id).update(
-                sync_state=Sheet.SyncState.FAILED,
-                sync_outcome=f"{type(exc).__name__}: {exc}"[:500],
-                synced_at=timezone.now(),
+                sync_state=Sheet.SyncState.GONE, sync_outcome=reason, synced_at=timezone.now()
             )
+            result = SyncResult(sheet_id=sheet_id, kind="gone")
+        except Exception as exc:
+            _mark_failed(sheet_id, exc)
             raise
-    finally:
-        try:
-            lock.release()
-        except LockError:
-            logger.warning("sync lock for sheet %s expired before the sync ended", sheet_id)
     result.calls = client.api_calls_made() - calls_before
     result.seconds = time.monotonic() - began
     return result
+
+
+def _mark_failed(sheet_id: int, exc: Exception) -> None:
+    if isinstance(exc, client.SmartsheetUnavailable | ApiError):
+        logger.warning("sync of sheet %s failed: %s", sheet_id, exc)
+    else:
+        logger.error("sync of sheet %s failed", sheet_id, exc_info=exc)
+    Sheet.objects.filter(pk=sheet_id).update(
+        sync_state=Sheet.SyncState.FAILED,
+        sync_outcome=_failure_sentence(exc),
+        synced_at=timezone.now(),
+    )
 
 
 def _mark_synced(sheet_id: int, started_at: datetime, result: SyncResult, **fields) -> None:
@@ -173,136 +267,6 @@ def _announce(result: SyncResult, *, reload: bool = False) -> None:
             deleted=result.deleted,
             reload=reload,
         )
-    )
-
-
-def _column_fields(col: dict) -> dict:
-    return {
-        "index": int(col["index"]),
-        "title": col.get("title") or "",
-        "type": col.get("type") or "",
-        "primary": bool(col.get("primary")),
-        "options": list(col.get("options") or []),
-        "system_column_type": col.get("systemColumnType") or "",
-        "validation": bool(col.get("validation")),
-        "hidden": bool(col.get("hidden")),
-        "locked": bool(col.get("locked")),
-        "width": int(col["width"]) if col.get("width") else None,
-        "description": col.get("description") or "",
-    }
-
-
-_COLUMN_FIELDS = [f.name for f in Column._meta.concrete_fields if f.name not in ("id", "sheet")]
-# What makes two column lists "the same structure" (width or description do not matter).
-_STRUCTURE = ("index", "title", "type", "primary", "options")
-
-
-def _structure(columns: dict[int, dict]) -> dict[int, tuple]:
-    return {pk: tuple(str(f[k]) for k in _STRUCTURE) for pk, f in columns.items()}
-
-
-_CELL_KEYS = frozenset(("value", "displayValue", "formula"))
-
-
-def _row_fields(row: dict) -> dict:
-    """The mirror's fields for one row of the API's JSON (whose cell dicts it takes over).
-
-    Runs for every row of a full sync, so the common cell (nothing but value, displayValue or
-    formula besides its columnId) is kept as it came rather than copied.
-    """
-    cells = {}
-    for cell in row.get("cells") or ():
-        column_id = cell.pop("columnId")
-        if not cell:  # an empty cell
-            continue
-        if cell.keys() <= _CELL_KEYS:
-            cells[str(column_id)] = cell
-        else:  # hyperlinks, formats, images …: not mirrored
-            compact = {k: cell[k] for k in _CELL_KEYS if cell.get(k) is not None}
-            if compact:
-                cells[str(column_id)] = compact
-    modified = row.get("modifiedAt")
-    parent = row.get("parentId")
-    return {
-        "row_number": int(row["rowNumber"]),
-        "parent_id": int(parent) if parent else None,
-        "modified_at": parse_datetime(modified) if modified else None,
-        "cells": cells,
-    }
-
-
-def _rows_upsert(sheet_id: int, rows: dict[int, dict]) -> None:
-    """Insert or update rows in one statement per batch.
-
-    Plain SQL because this is the hot path of a full sync: the ORM's bulk_create(
-    update_conflicts=True) spends ~75 µs per row preparing values and encoding JSON, more than
-    the database spends storing it. The statement (INSERT … ON CONFLICT DO UPDATE) is the same
-    on PostgreSQL and SQLite.
-    """
-    if not rows:
-        return
-    ops = connection.ops
-    table = ops.quote_name(Row._meta.db_table)
-    columns = "id, sheet_id, row_number, parent_id, modified_at, cells"
-    # NULL-safe comparison (SQLite before 3.39 lacks IS DISTINCT FROM).
-    differs = "IS DISTINCT FROM" if connection.vendor == "postgresql" else "IS NOT"
-    tail = (
-        " ON CONFLICT (id) DO UPDATE SET sheet_id = excluded.sheet_id, "
-        "row_number = excluded.row_number, parent_id = excluded.parent_id, "
-        "modified_at = excluded.modified_at, cells = excluded.cells WHERE "
-        # An unchanged row is left alone: no write, no dead tuple on PostgreSQL.
-        f"{table}.row_number <> excluded.row_number OR {table}.cells <> excluded.cells OR "
-        f"{table}.sheet_id <> excluded.sheet_id OR "
-        f"{table}.parent_id {differs} excluded.parent_id OR "
-        f"{table}.modified_at {differs} excluded.modified_at"
-    )
-    items = list(rows.items())
-    with connection.cursor() as cursor:
-        for start in range(0, len(items), _UPSERT_BATCH):
-            batch = items[start : start + _UPSERT_BATCH]
-            ids = [pk for pk, _ in batch]
-            numbers = [f["row_number"] for _, f in batch]
-            parents = [f["parent_id"] for _, f in batch]
-            moments = [ops.adapt_datetimefield_value(f["modified_at"]) for _, f in batch]
-            cells = [orjson.dumps(f["cells"]).decode() for _, f in batch]
-            if connection.vendor == "postgresql":
-                # Six array parameters whatever the batch size, sent in binary on a cursor that
-                # binds on the server: Django's client-side binding quotes every JSON text with
-                # a regex, five times slower than the whole insert.
-                with psycopg.Cursor(connection.connection) as raw:
-                    raw.execute(
-                        f"INSERT INTO {table} ({columns}) SELECT i, %b, n, p, m, c::jsonb "  # noqa: S608
-                        "FROM unnest(%b::bigint[], %b::integer[], %b::bigint[], "
-                        "%b::timestamptz[], %b::text[]) AS u(i, n, p, m, c)" + tail,
-                        [sheet_id, ids, numbers, parents, moments, cells],
-                    )
-            else:
-                values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(batch))
-                params = [
-                    value
-                    for row in zip(
-                        ids, [sheet_id] * len(batch), numbers, parents, moments, cells, strict=True
-                    )
-                    for value in row
-                ]
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}) VALUES {values}" + tail,  # noqa: S608
-                    params,
-                )
-
-
-def _rows_delete(sheet_id: int, ids: list[int]) -> None:
-    for start in range(0, len(ids), 500):  # SQLite caps the parameters in one query
-        Row.objects.filter(sheet_id=sheet_id, pk__in=ids[start : start + 500]).delete()
-
-
-def _columns_replace(sheet_id: int, columns: dict[int, dict]) -> None:
-    Column.objects.filter(sheet_id=sheet_id).exclude(pk__in=list(columns)).delete()
-    Column.objects.bulk_create(
-        [Column(id=pk, sheet_id=sheet_id, **fields) for pk, fields in columns.items()],
-        update_conflicts=True,
-        unique_fields=["id"],
-        update_fields=["sheet", *_COLUMN_FIELDS],
     )
 
 
@@ -331,9 +295,9 @@ def _full_pass(
     full = _FullPass(
         version=int(remote["version"]),
         head={k: v for k, v in remote.items() if k != "rows"},
-        columns={int(c["id"]): _column_fields(c) for c in remote["columns"]},
+        columns={int(c["id"]): store.column_fields(c) for c in remote["columns"]},
     )
-    _columns_replace(sheet_id, full.columns)
+    store.columns_replace(sheet_id, full.columns)
     total = int(remote.get("totalRowCount") or 0)
     # Should Smartsheet send fewer rows than asked for, page by what it sends.
     per_page = len(remote.get("rows") or []) or size
@@ -341,10 +305,10 @@ def _full_pass(
     while True:
         more = page * per_page < total
         upcoming = pool.submit(fetch, page + 1) if more else None
-        rows = {int(r["id"]): _row_fields(r) for r in remote.get("rows") or []}
+        rows = {int(r["id"]): store.row_fields(r) for r in remote.get("rows") or []}
         del remote
         with transaction.atomic():
-            _rows_upsert(sheet_id, rows)
+            store.rows_upsert(sheet_id, rows)
         for pk, fields in rows.items():
             full.seen.add(pk)
             old = before.get(pk)
@@ -373,7 +337,7 @@ def _full_sync(sheet: Sheet, started_at: datetime, *, reload: bool = False) -> S
             sheet_id=sheet.pk
         ).values_list("pk", "row_number", "parent_id", "modified_at")
     }
-    columns_before = _structure(
+    columns_before = store.structure(
         {c["id"]: c for c in Column.objects.filter(sheet_id=sheet.pk).values()}
     )
     # One page is fetched (and parsed) in a thread while the one before is stored.
@@ -393,9 +357,9 @@ def _full_sync(sheet: Sheet, started_at: datetime, *, reload: bool = False) -> S
         changed=full.changed,
         deleted=[pk for pk in before if pk not in full.seen],
     )
-    reload = reload or columns_before != _structure(full.columns)
+    reload = reload or columns_before != store.structure(full.columns)
     with transaction.atomic():
-        _rows_delete(sheet.pk, result.deleted)
+        store.rows_delete(sheet.pk, result.deleted)
         _mark_synced(
             sheet.pk,
             started_at,
@@ -427,18 +391,28 @@ def _incremental_sync(sheet: Sheet, started_at: datetime) -> SyncResult:
         ifVersionAfter=sheet.version,
         rowsModifiedSince=since.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+    if int(remote["version"]) < sheet.version:
+        # Smartsheet went back (a sheet restored, a sandbox reset): ifVersionAfter would answer
+        # "unchanged" until the sheet caught up, and rowsModifiedSince misses restored rows.
+        logger.info(
+            "sheet %s is at version %s, behind the mirror's %s; syncing it in full",
+            sheet.pk,
+            remote["version"],
+            sheet.version,
+        )
+        return _full_sync(sheet, started_at, reload=True)
     if "columns" not in remote:
         result = SyncResult(sheet_id=sheet.pk, kind="unchanged", version=int(remote["version"]))
         _mark_synced(sheet.pk, started_at, result)
         return result
 
-    columns = {int(c["id"]): _column_fields(c) for c in remote["columns"]}
+    columns = {int(c["id"]): store.column_fields(c) for c in remote["columns"]}
     mirrored = {c["id"]: c for c in Column.objects.filter(sheet_id=sheet.pk).values()}
-    if _structure(columns) != _structure(mirrored):
+    if store.structure(columns) != store.structure(mirrored):
         # Added, removed, renamed or retyped columns: every row's cells may read differently.
         return _full_sync(sheet, started_at, reload=True)
 
-    rows = {int(r["id"]): _row_fields(r) for r in remote.get("rows") or []}
+    rows = {int(r["id"]): store.row_fields(r) for r in remote.get("rows") or []}
     # By primary key alone: with the sheet in the filter too, SQLite walks the sheet's index.
     # In slices: SQLite caps the parameters of one query.
     ids = list(rows)
@@ -492,10 +466,12 @@ def _incremental_sync(sheet: Sheet, started_at: datetime) -> SyncResult:
         deleted=deleted,
     )
     with transaction.atomic():
-        _rows_upsert(sheet.pk, upserts)
+        store.rows_upsert(sheet.pk, upserts)
         if moves:
-            Row.objects.bulk_update(moves, ["row_number", "parent_id"], batch_size=_UPSERT_BATCH)
-        _rows_delete(sheet.pk, deleted)
+            Row.objects.bulk_update(
+                moves, ["row_number", "parent_id"], batch_size=store.UPSERT_BATCH
+            )
+        store.rows_delete(sheet.pk, deleted)
         _mark_synced(
             sheet.pk,
             started_at,
@@ -506,17 +482,3 @@ def _incremental_sync(sheet: Sheet, started_at: datetime) -> SyncResult:
         )
         _announce(result)
     return result
-
-
-def sheets_poll() -> list[SyncResult]:
-    """Sync every mirrored sheet whose webhook is not ENABLED (the polling fallback).
-
-    A sheet being synced elsewhere is skipped; one that fails is logged and the rest go on.
-    """
-    results = []
-    for sheet_id in Sheet.objects.exclude(webhook_status="ENABLED").values_list("pk", flat=True):
-        try:
-            results.append(sheet_sync(sheet_id=sheet_id, wait=0))
-        except Exception:
-            logger.exception("polling sync of sheet %s failed", sheet_id)
-    return results

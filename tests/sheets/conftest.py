@@ -129,3 +129,32 @@ def smartsheet_stats(sandbox) -> dict:
         "tokens": {},
         **stats,
     }
+
+
+@pytest.fixture
+def sent_syncs(monkeypatch) -> list[dict]:
+    """Sync tasks sent to the broker, recorded instead: {"sheet_id", "full", "countdown"}.
+
+    `run_sent_syncs(sent_syncs)` then runs them as a worker would (the task function itself).
+    """
+    from sheets.tasks import sheet_sync_task
+
+    sent: list[dict] = []
+
+    def record(args, kwargs=None, countdown=None, **options):
+        sent.append(
+            {"sheet_id": args[0], "full": (kwargs or {}).get("full", False), "countdown": countdown}
+        )
+
+    monkeypatch.setattr(sheet_sync_task, "apply_async", record)
+    return sent
+
+
+def run_sent_syncs(sent: list[dict]) -> list[str]:
+    from sheets.tasks import sheet_sync_task
+
+    summaries = []
+    while sent:
+        task = sent.pop(0)
+        summaries.append(sheet_sync_task(task["sheet_id"], full=task["full"]))
+    return summaries
