@@ -141,10 +141,8 @@ def sent_syncs(monkeypatch) -> list[dict]:
 
     sent: list[dict] = []
 
-    def record(args, kwargs=None, countdown=None, **options):
-        sent.append(
-            {"sheet_id": args[0], "full": (kwargs or {}).get("full", False), "countdown": countdown}
-        )
+    def record(args, countdown=None, **options):
+        sent.append({"sheet_id": args[0], "full": bool(args[1:]), "countdown": countdown})
 
     monkeypatch.setattr(sheet_sync_task, "apply_async", record)
     return sent
