@@ -7,6 +7,7 @@ events that arrive while it waits (`webhook_coalesce_ms`) or delivers join the n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -295,7 +296,7 @@ class WebhookDispatcher:
             }
         )
         self.state.stats.add(SERVICE, "webhook_status_callbacks")
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             await self.client().post(
                 webhook.callback_url,
                 content=body,
@@ -306,8 +307,6 @@ class WebhookDispatcher:
                 },
                 timeout=self.config["webhook_timeout_ms"] / 1000,
             )
-        except httpx.HTTPError:
-            pass
 
     async def _post_with_retries(self, webhook: Webhook, body: bytes) -> bool:
         config = self.config
