@@ -4,7 +4,10 @@ Each round it
 1. checks the webhooks with one list call: one Smartsheet disabled (after failed callbacks, say
    while Redis was down) or lost is re-enabled or recreated, and its sheet is polled meanwhile;
 2. takes up syncs whose worker died: a sheet left "syncing" whose lock has expired (the lock
-   outlives its holder by SHEETS_SYNC_LOCK_TTL at most) gets a full sync;
+   outlives its holder by SHEETS_SYNC_LOCK_TTL at most) gets a full sync. Celery's acks_late
+   does not cover this in time: with the Redis broker a killed worker's message waits in the
+   "unacked" set until the visibility timeout (an hour by default) before another worker takes
+   it back; shortening that timeout would redeliver long syncs that are still running;
 3. requests a sync, one task per sheet, of every sheet without a live webhook, and of the others
    once per SHEETS_SAFETY_POLL_INTERVAL (real webhooks arrive late or not at all). An unchanged
    sheet costs one small call.
