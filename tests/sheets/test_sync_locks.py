@@ -17,7 +17,7 @@ from sheets import locks, poll, sync, tasks
 from sheets.client import SmartsheetUnavailable
 from sheets.locks import sheet_sync_lock, sheet_sync_locked
 from sheets.models import Row, Sheet
-from tests.conftest import ROOT, server_env, stop_process, wait_until
+from tests.conftest import ROOT, run_in_thread, server_env, stop_process, wait_until
 from tests.sheets.conftest import run_sent_syncs, sheet_id_named
 
 
@@ -73,11 +73,15 @@ def test_with_redis_down_a_sync_asks_to_be_retried_with_one_clear_log_line(
 
 @pytest.fixture
 def doomed_worker(django_db_setup, django_db_blocker):
-    """A real Celery worker of this test's own, with 2 s sync locks, that the test kills."""
+    """A real Celery worker of this test's own, with 2 s sync locks, that the test kills.
+
+    It consumes a queue no other worker of the suite does (its name is `proc.queue`).
+    """
+    queue = f"doomed-{os.getpid()}"
     log = open(ROOT / "var" / "test-celery-doomed.log", "w")  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "bulk"),
+            *(sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", queue),
             *("-P", "threads", "-c", "2", "-l", "INFO"),
             *("--without-gossip", "--without-mingle", "--without-heartbeat"),
         ],
@@ -96,11 +100,11 @@ def doomed_worker(django_db_setup, django_db_blocker):
 
     try:
         wait_until(ready, timeout=30, what="the Celery worker to answer a ping")
+        proc.queue = queue
         yield proc
     finally:
         stop_process(proc)
         log.close()
-        app.control.purge()  # its unacknowledged task must not reach the next worker
 
 
 @pytest.mark.django_db(transaction=True)
@@ -110,7 +114,7 @@ def test_a_worker_killed_mid_sync_frees_the_sheet_and_the_poller_finishes_the_sy
     sheet_id = sheet_id_named(sandbox, "Customer Feedback")  # 2,000 rows: 20 pages of 100
     sync.sheets_discover(sheet_ids=[sheet_id])
     sandbox.configure(smartsheet={"latency_ms": 150})
-    tasks.sheet_sync_task.apply_async((sheet_id, True))
+    tasks.sheet_sync_task.apply_async((sheet_id, True), queue=doomed_worker.queue)
     wait_until(
         lambda: Row.objects.filter(sheet_id=sheet_id).count() >= 300,
         timeout=30,
@@ -133,7 +137,7 @@ def test_a_worker_killed_mid_sync_frees_the_sheet_and_the_poller_finishes_the_sy
     monkeypatch.setattr(tasks.sheet_sync_task, "apply_async", lambda args, **kw: sent.append(args))
     assert poll.sheets_poll().resumed == [sheet_id]
     assert sent == [(sheet_id, True)]
-    assert tasks.sheet_sync_task(*sent[0]).startswith("full:")
+    assert run_in_thread(tasks.sheet_sync_task, *sent[0]).startswith("full:")
     done = Sheet.objects.get(pk=sheet_id)
     assert done.sync_state == Sheet.SyncState.OK
     assert Row.objects.filter(sheet_id=sheet_id).count() == done.row_count == 2000

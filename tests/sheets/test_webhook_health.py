@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 
 from sheets import poll, sync
 from sheets.models import Column, Row, Sheet
+from tests.conftest import run_in_thread
 from tests.sheets.conftest import other_user_client, run_sent_syncs, sheet_id_named
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +23,7 @@ def hooked(sandbox, live_server_url, settings) -> Sheet:
     settings.WEBHOOK_CALLBACK_URL = f"{live_server_url}/webhooks/smartsheet/"
     sheet_id = sheet_id_named(sandbox, "Project Tracker")
     sync.sheets_discover(sheet_ids=[sheet_id])
-    sync.sheet_sync(sheet_id=sheet_id)
+    run_in_thread(sync.sheet_sync, sheet_id=sheet_id)  # see run_sent_syncs
     call_command("register_webhooks")
     sheet = Sheet.objects.get(pk=sheet_id)
     assert sheet.webhook_status == "ENABLED"
