@@ -35,6 +35,10 @@ def redis_unavailable(exc: RedisError, doing: str) -> SmartsheetUnavailable:
     return SmartsheetUnavailable(f"Redis is unreachable: {exc}")
 
 
+class SyncLockLost(Exception):
+    """The lock expired while its sync worked (a stall longer than its TTL, a Redis failover)."""
+
+
 class SyncLock:
     """The sync lock of one sheet, once acquired; `lost` turns true if its renewal failed."""
 
@@ -44,6 +48,11 @@ class SyncLock:
         self.lost = threading.Event()
         self.renewals = 0
         self._thread = threading.Thread(target=self._renew, daemon=True, name="sync-lock-renew")
+
+    def check(self) -> None:
+        """Raise SyncLockLost if the lock is gone: writing on could undo another sync's work."""
+        if self.lost.is_set():
+            raise SyncLockLost(f"{self._lock.name} expired while its sync worked")
 
     def _renew(self) -> None:
         ttl = settings.SHEETS_SYNC_LOCK_TTL

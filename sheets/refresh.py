@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from sheets import client, store
 from sheets.events import sheet_changed_send
+from sheets.locks import SyncLock
 from sheets.models import Column, Row, Sheet
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class _FullPass:
 
 
 def _full_pass(
-    sheet_id: int, before: dict[int, tuple], pool: ThreadPoolExecutor
+    sheet_id: int, before: dict[int, tuple], pool: ThreadPoolExecutor, lock: SyncLock | None
 ) -> _FullPass | None:
     """Store every page; None when the sheet changed between pages (the caller starts over)."""
     size = settings.SHEETS_SYNC_PAGE_SIZE
@@ -107,6 +108,8 @@ def _full_pass(
         upcoming = pool.submit(fetch, page + 1) if more else None
         rows = {int(r["id"]): store.row_fields(r) for r in remote.get("rows") or []}
         del remote
+        if lock is not None:
+            lock.check()
         with transaction.atomic():
             store.rows_upsert(sheet_id, rows)
         for pk, fields in rows.items():
@@ -125,7 +128,9 @@ def _full_pass(
             return None
 
 
-def full_sync(sheet: Sheet, started_at: datetime, *, reload: bool = False) -> SyncResult:
+def full_sync(
+    sheet: Sheet, started_at: datetime, *, reload: bool = False, lock: SyncLock | None = None
+) -> SyncResult:
     """Fetch every row, page by page, upsert them all and drop the rows Smartsheet lacks.
 
     Pages keep memory flat on big sheets. If the sheet changes between pages, rows can shift
@@ -143,7 +148,7 @@ def full_sync(sheet: Sheet, started_at: datetime, *, reload: bool = False) -> Sy
     # One page is fetched (and parsed) in a thread while the one before is stored.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sheet-{sheet.pk}-fetch") as pool:
         for _attempt in range(3):
-            full = _full_pass(sheet.pk, before, pool)
+            full = _full_pass(sheet.pk, before, pool, lock)
             if full is not None:
                 break
             logger.info("sheet %s changed during a full sync; starting over", sheet.pk)
@@ -158,6 +163,8 @@ def full_sync(sheet: Sheet, started_at: datetime, *, reload: bool = False) -> Sy
         deleted=[pk for pk in before if pk not in full.seen],
     )
     reload = reload or columns_before != store.structure(full.columns)
+    if lock is not None:  # another sync may own the sheet by now
+        lock.check()
     with transaction.atomic():
         store.rows_delete(sheet.pk, result.deleted)
         _mark_synced(
@@ -173,7 +180,9 @@ def full_sync(sheet: Sheet, started_at: datetime, *, reload: bool = False) -> Sy
     return result
 
 
-def incremental_sync(sheet: Sheet, started_at: datetime) -> SyncResult:
+def incremental_sync(
+    sheet: Sheet, started_at: datetime, *, lock: SyncLock | None = None
+) -> SyncResult:
     """Only the rows modified since the last sync, and nothing at all if the version is the same.
 
     Deleted rows are not reported by rowsModifiedSince. Rather than fetching every row id on
@@ -200,7 +209,7 @@ def incremental_sync(sheet: Sheet, started_at: datetime) -> SyncResult:
             remote["version"],
             sheet.version,
         )
-        return full_sync(sheet, started_at, reload=True)
+        return full_sync(sheet, started_at, reload=True, lock=lock)
     if "columns" not in remote:
         result = SyncResult(sheet_id=sheet.pk, kind="unchanged", version=int(remote["version"]))
         _mark_synced(sheet.pk, started_at, result)
@@ -210,7 +219,7 @@ def incremental_sync(sheet: Sheet, started_at: datetime) -> SyncResult:
     mirrored = {c["id"]: c for c in Column.objects.filter(sheet_id=sheet.pk).values()}
     if store.structure(columns) != store.structure(mirrored):
         # Added, removed, renamed or retyped columns: every row's cells may read differently.
-        return full_sync(sheet, started_at, reload=True)
+        return full_sync(sheet, started_at, reload=True, lock=lock)
 
     rows = {int(r["id"]): store.row_fields(r) for r in remote.get("rows") or []}
     # By primary key alone: with the sheet in the filter too, SQLite walks the sheet's index.
@@ -265,6 +274,8 @@ def incremental_sync(sheet: Sheet, started_at: datetime) -> SyncResult:
         changed=changed,
         deleted=deleted,
     )
+    if lock is not None:  # another sync may own the sheet by now
+        lock.check()
     with transaction.atomic():
         store.rows_upsert(sheet.pk, upserts)
         if moves:

@@ -19,7 +19,7 @@ from smartsheet.exceptions import ApiError
 
 from core.ratelimit import redis_client
 from sheets import client, refresh
-from sheets.locks import redis_unavailable, sheet_sync_lock
+from sheets.locks import SyncLockLost, redis_unavailable, sheet_sync_lock
 from sheets.models import Sheet
 from sheets.refresh import SyncResult
 
@@ -186,9 +186,13 @@ def sheet_sync(*, sheet_id: int, full: bool = False, wait: float = 0) -> SyncRes
                 or sheet.sync_started_at is None
                 or sheet.sync_state == Sheet.SyncState.GONE
             ):
-                result = refresh.full_sync(sheet, started_at)
+                result = refresh.full_sync(sheet, started_at, lock=held)
             else:
-                result = refresh.incremental_sync(sheet, started_at)
+                result = refresh.incremental_sync(sheet, started_at, lock=held)
+        except SyncLockLost:
+            # Left "syncing": whoever holds the lock now finishes, or else the poller does.
+            logger.warning("sync of sheet %s stopped: its lock expired meanwhile", sheet_id)
+            return SyncResult(sheet_id=sheet_id, kind="skipped")
         except ApiError as exc:
             reason = gone_reason(exc)
             if reason is None:

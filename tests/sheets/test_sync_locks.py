@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import redis
@@ -141,3 +142,32 @@ def test_a_worker_killed_mid_sync_frees_the_sheet_and_the_poller_finishes_the_sy
     done = Sheet.objects.get(pk=sheet_id)
     assert done.sync_state == Sheet.SyncState.OK
     assert Row.objects.filter(sheet_id=sheet_id).count() == done.row_count == 2000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sync_that_lost_its_lock_stops_writing_and_leaves_the_sheet_to_the_poller(
+    sandbox, settings, sent_syncs
+):
+    settings.SHEETS_SYNC_LOCK_TTL = 1
+    settings.SHEETS_SYNC_PAGE_SIZE = 100
+    sheet_id = sheet_id_named(sandbox, "Customer Feedback")  # 20 pages of 100
+    sync.sheets_discover(sheet_ids=[sheet_id])
+    sandbox.configure(smartsheet={"latency_ms": 100})
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        running = pool.submit(sync.sheet_sync, sheet_id=sheet_id)
+        wait_until(
+            lambda: Row.objects.filter(sheet_id=sheet_id).count() >= 200,
+            timeout=30,
+            what="the sync to store a few pages",
+        )
+        # The key vanishes as if the sync had stalled past its TTL (or Redis failed over).
+        redis_client().delete(_lock_key(sheet_id))
+        assert running.result(timeout=30).kind == "skipped"
+    stored = Row.objects.filter(sheet_id=sheet_id).count()
+    assert stored < 2000
+    assert Sheet.objects.get(pk=sheet_id).sync_state == Sheet.SyncState.SYNCING
+
+    sandbox.configure(smartsheet={"latency_ms": 0})
+    assert poll.sheets_poll().resumed == [sheet_id]
+    assert run_sent_syncs(sent_syncs)[0].startswith("full:")
+    assert Row.objects.filter(sheet_id=sheet_id).count() == 2000
