@@ -112,4 +112,7 @@ def sheet_sync_lock(*, sheet_id: int, wait: float = 0) -> Iterator[SyncLock | No
 
 def sheet_sync_locked(*, sheet_id: int) -> bool:
     """Whether some process holds the sheet's sync lock right now."""
-    return bool(redis_client().exists(_lock_key(sheet_id)))
+    try:
+        return bool(redis_client().exists(_lock_key(sheet_id)))
+    except RedisError as exc:
+        raise redis_unavailable(exc, f"looking for the sync lock of sheet {sheet_id}") from exc

@@ -55,7 +55,8 @@ def sheets_poll() -> PollRound:
         "pk", "sync_state", "webhook_status", "synced_at"
     ):
         if state == Sheet.SyncState.SYNCING:
-            if not sheet_sync_locked(sheet_id=sheet_id):
+            # Re-read after the lock check: a sync that just ended has released its lock too.
+            if not sheet_sync_locked(sheet_id=sheet_id) and _still_syncing(sheet_id):
                 logger.warning("sheet %s was left mid-sync; syncing it in full again", sheet_id)
                 if sheet_sync_request(sheet_id=sheet_id, countdown=0, full=True):
                     done.resumed.append(sheet_id)
@@ -64,6 +65,10 @@ def sheets_poll() -> PollRound:
         if due and sheet_sync_request(sheet_id=sheet_id, countdown=0):
             done.requested.append(sheet_id)
     return done
+
+
+def _still_syncing(sheet_id: int) -> bool:
+    return Sheet.objects.filter(pk=sheet_id, sync_state=Sheet.SyncState.SYNCING).exists()
 
 
 def _webhooks_check(done: PollRound) -> None:

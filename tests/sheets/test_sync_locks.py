@@ -72,6 +72,20 @@ def test_with_redis_down_a_sync_asks_to_be_retried_with_one_clear_log_line(
     assert Sheet.objects.get(pk=tracker.pk).sync_state == Sheet.SyncState.OK  # nothing touched
 
 
+def test_with_redis_down_a_poll_round_is_skipped_with_a_log_line_not_a_traceback(
+    tracker, monkeypatch, caplog
+):
+    down = redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    monkeypatch.setattr(locks, "redis_client", lambda: down)
+    monkeypatch.setattr(sync, "redis_client", lambda: down)
+    Sheet.objects.filter(pk=tracker.pk).update(sync_state=Sheet.SyncState.SYNCING)
+    caplog.set_level(logging.WARNING)
+    assert tasks.sheets_poll() == "skipped: try again next round"
+    assert [r.exc_info for r in caplog.records if "Redis is unreachable" in r.getMessage()] == [
+        None
+    ]
+
+
 @pytest.fixture
 def doomed_worker(django_db_setup, django_db_blocker):
     """A real Celery worker of this test's own, with 2 s sync locks, that the test kills.
