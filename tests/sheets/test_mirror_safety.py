@@ -74,6 +74,10 @@ def test_a_sheet_deleted_in_smartsheet_is_marked_gone_and_can_be_pruned(
     assert "no longer has this sheet" in gone.sync_outcome
     assert "{" not in gone.sync_outcome
 
+    with pytest.raises(CommandError) as raised:
+        call_command("sync_sheets", str(tracker.pk))
+    assert "no longer has this sheet" in str(raised.value)
+
     poll.sheets_poll()
     assert sent_syncs == []  # no longer polled
     assert tracker.pk not in sheets_visible_to(alice).values_list("pk", flat=True)
