@@ -162,11 +162,11 @@ def test_a_worker_killed_mid_sync_frees_the_sheet_and_the_poller_finishes_the_sy
 def test_a_sync_that_lost_its_lock_stops_writing_and_leaves_the_sheet_to_the_poller(
     sandbox, settings, sent_syncs
 ):
-    settings.SHEETS_SYNC_LOCK_TTL = 1
+    settings.SHEETS_SYNC_LOCK_TTL = 3  # renewed every second
     settings.SHEETS_SYNC_PAGE_SIZE = 100
     sheet_id = sheet_id_named(sandbox, "Customer Feedback")  # 20 pages of 100
     sync.sheets_discover(sheet_ids=[sheet_id])
-    sandbox.configure(smartsheet={"latency_ms": 100})
+    sandbox.configure(smartsheet={"latency_ms": 250})  # 20 pages: 5 s or more
     with ThreadPoolExecutor(max_workers=1) as pool:
         running = pool.submit(sync.sheet_sync, sheet_id=sheet_id)
         wait_until(
