@@ -440,4 +440,8 @@ def build(seed: str) -> tuple[list[Sheet], IdMaker]:
         return [], ids
     if seed != "demo":
         raise ValueError(f"Unknown seed {seed!r}; use 'demo' or 'empty'.")
-    return [project_tracker(ids), customer_feedback(ids), support_tickets(ids)], ids
+    sheets = [project_tracker(ids), customer_feedback(ids), support_tickets(ids)]
+    # Pat (sandbox-token-2) edits Project Tracker and Support Tickets but only views Customer
+    # Feedback, so clients can meet a 403 from a share that cannot write.
+    sheets[1].shares[OTHER.id] = "VIEWER"
+    return sheets, ids

@@ -1,7 +1,9 @@
 """The Smartsheet API 2.0 stand-in: auth, per-token rate limit, injected faults, and the routes.
 
 Handlers never await in the middle of a change, so the single event loop makes each request
-atomic without locks.
+atomic without locks. A write still marks its sheet busy for its whole duration (latency
+included), so a second write to the same sheet with the same token meanwhile gets Smartsheet's
+500/4004 "currently being updated by another request" (config `concurrent_write_error`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.smartsheet import seed
+from sandbox.smartsheet.formulas import formulas_recompute
 from sandbox.smartsheet.model import (
     COLUMN_TYPES,
     ApiError,
@@ -29,6 +32,7 @@ from sandbox.smartsheet.model import (
     User,
     iso,
     missing_attribute,
+    not_allowed,
     not_found,
     now,
     unparseable,
@@ -37,6 +41,7 @@ from sandbox.smartsheet.rows import Change, add_rows, delete_rows, update_rows
 from sandbox.smartsheet.webhooks import WebhookDispatcher
 from sandbox.smartsheet.wire import (
     RowView,
+    column_wire,
     paged,
     param_bool,
     param_ids,
@@ -46,7 +51,7 @@ from sandbox.smartsheet.wire import (
     rows_wire,
     sheet_summary,
 )
-from sandbox.state import SandboxState
+from sandbox.state import SandboxState, SlidingWindow
 
 SERVICE = "smartsheet"
 FAULTS = {
@@ -63,6 +68,24 @@ FAULTS = {
         "error repeatedly, please contact api@smartsheet.com for assistance.",
     ),
 }
+
+
+# Sharing levels, weakest first; a write needs at least the level its route names.
+LEVELS = ("VIEWER", "EDITOR", "EDITOR_SHARE", "ADMIN", "OWNER")
+COLUMN_WRITABLE = {"title", "type", "primary", "options", "width", "description", "hidden"}
+COLUMN_WRITABLE |= {"locked", "validation", "index"}
+COLUMN_READ_ONLY = {"id", "version", "sheetId", "tags"}
+BUSY_ROUTE = "/sheets/{id:int}"  # routes under this path write to the sheet they name
+
+
+def busy(sheet_id: int) -> ApiError:
+    return ApiError(
+        500,
+        4004,
+        f"Request failed because sheetId {sheet_id} is currently being updated by another request "
+        "that uses the same access token. Please retry your request once the previous request "
+        "has completed.",
+    )
 
 
 def ref_id() -> str:
@@ -126,11 +149,13 @@ class Call:
         except orjson.JSONDecodeError as exc:
             raise unparseable(str(exc)) from None
 
-    def change(self) -> Change:
+    def change(self, sheet: Sheet | None = None) -> Change:
         return Change(
             user=self.user,
             moment=now(),
             change_agent=self.request.headers.get("Smartsheet-Change-Agent"),
+            admin=sheet is None or sheet.access_level(self.user) in ("ADMIN", "OWNER"),
+            override_validation=param_bool(self.query, "overrideValidation"),
         )
 
 
@@ -162,6 +187,7 @@ class SmartsheetService:
         self.new_id = IdMaker(f"{self.state.seed}:live", taken=set(self._seed_ids))
         self.faults = random.Random(f"{self.state.seed}:faults")
         self.windows: dict[str, Any] = {}
+        self.writing: set[tuple[int, str]] = set()  # (sheet id, token) of writes in flight
         self.webhooks.reset()
 
     async def close(self) -> None:
@@ -198,38 +224,61 @@ class SmartsheetService:
             config = self.config
             window = self.windows.get(token)
             if window is None:
-                from sandbox.state import SlidingWindow
-
                 window = self.windows[token] = SlidingWindow()
             if window.current() + cost > config["rpm"]:
                 self.state.stats.record(SERVICE, route, token=token, rate_limited=True, weight=cost)
                 return error_response(ApiError(429, 4003, "Rate limit exceeded."))
             window.add(cost)
-            if config["latency_ms"]:
-                await asyncio.sleep(config["latency_ms"] / 1000)
-            # Draw only when faults are on, so turning them on always starts the same sequence.
-            if config["fail_rate"] and self.faults.random() < config["fail_rate"]:
-                code = self.faults.choice(config["fail_codes"])
-                self.state.stats.record(
-                    SERVICE, route, token=token, injected_failure=True, weight=cost
-                )
-                status, message = FAULTS[code]
-                return error_response(ApiError(status, code, message))
-            self.state.stats.record(SERVICE, route, token=token, weight=cost)
-            if handler is None:
-                return error_response(
-                    ApiError(405, 1122, f"Requested URL does not support this method: {method}.")
-                )
+            busy_key = None
+            if method != "GET" and template.startswith(BUSY_ROUTE):
+                busy_key = (int(request.path_params["id"]), token)
+                if busy_key in self.writing and config["concurrent_write_error"]:
+                    self.state.stats.record(SERVICE, route, token=token, weight=cost)
+                    self.state.stats.add(SERVICE, "concurrent_write_errors")
+                    return error_response(busy(busy_key[0]))
+                self.writing.add(busy_key)
+                self.state.stats.add(SERVICE, "writes_started")
             try:
-                result = await handler(Call(request, user, token))
-            except ApiError as error:
-                return error_response(error)
-            if isinstance(result, Response):
-                return result
-            return json_response(result)
+                return await self._answer(request, route, handler, user, token, cost, config)
+            finally:
+                if busy_key is not None:
+                    self.writing.discard(busy_key)
 
         # Every method reaches the endpoint, so an unsupported one gets Smartsheet's JSON 405.
         return Route(template, endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+
+    async def _answer(
+        self,
+        request: Request,
+        route: str,
+        handler: Handler | None,
+        user: User,
+        token: str,
+        cost: int,
+        config: dict[str, Any],
+    ) -> Response:
+        """The request after auth and rate limit: latency, injected faults, then the handler."""
+        method = request.method
+        if config["latency_ms"]:
+            await asyncio.sleep(config["latency_ms"] / 1000)
+        # Draw only when faults are on, so turning them on always starts the same sequence.
+        if config["fail_rate"] and self.faults.random() < config["fail_rate"]:
+            code = self.faults.choice(config["fail_codes"])
+            self.state.stats.record(SERVICE, route, token=token, injected_failure=True, weight=cost)
+            status, message = FAULTS[code]
+            return error_response(ApiError(status, code, message))
+        self.state.stats.record(SERVICE, route, token=token, weight=cost)
+        if handler is None:
+            return error_response(
+                ApiError(405, 1122, f"Requested URL does not support this method: {method}.")
+            )
+        try:
+            result = await handler(Call(request, user, token))
+        except ApiError as error:
+            return error_response(error)
+        if isinstance(result, Response):
+            return result
+        return json_response(result)
 
     def routes(self) -> list[BaseRoute]:
         r = self._route
@@ -273,10 +322,13 @@ class SmartsheetService:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def sheet(self, call: Call) -> Sheet:
+    def sheet(self, call: Call, need: str = "VIEWER") -> Sheet:
+        """The sheet the path names, if the caller's sharing level allows `need` (else 1004)."""
         sheet = self.sheets.get(call.path_int("id"))
         if sheet is None:
             raise not_found()
+        if LEVELS.index(sheet.access_level(call.user)) < LEVELS.index(need):
+            raise ApiError(403, 1004, "You are not authorized to perform this action.")
         return sheet
 
     def finish(self, sheet: Sheet, change: Change) -> None:
@@ -368,7 +420,7 @@ class SmartsheetService:
 
     def render_sheet(self, sheet: Sheet, user: User, query: QueryParams) -> bytes:
         """The GET /sheets/{id} body; cached per version, since big sheets cost to serialize."""
-        param_int(query, "level")  # accepted; the sandbox has no multi-contact/picklist cells
+        level = param_level(query)
         key = (sheet.version, str(query) + str(user.id))
         cached = sheet.response_cache.get(key)
         if cached is not None:
@@ -394,7 +446,7 @@ class SmartsheetService:
             rows = [row for row in rows if row.modified_at >= since]
         if "page" in query or "pageSize" in query:
             rows = paged(rows, query)["data"]
-        view = RowView(sheet, columns, include, exclude)
+        view = RowView(sheet, columns, include, exclude, level)
         data = sheet_summary(sheet, user)
         data["version"] = sheet.version
         data["totalRowCount"] = len(sheet.rows)
@@ -410,18 +462,18 @@ class SmartsheetService:
         if "ownerInfo" in include:
             data["owner"], data["ownerId"] = sheet.owner.email, sheet.owner.id
         shown = columns if columns is not None else sheet.columns
-        data["columns"] = [c.wire(sheet.column_index(c.id)) for c in shown]
+        data["columns"] = [column_wire(c, sheet.column_index(c.id), level) for c in shown]
         data["rows"] = rows_wire(sheet, rows, view)
         body = orjson.dumps(data)
         sheet.response_cache[key] = body
         return body
 
     async def update_sheet(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "ADMIN")
         body = await call.body()
         if not isinstance(body, dict) or not body.get("name"):
             raise missing_attribute("sheet.name")
-        change = call.change()
+        change = call.change(sheet)
         sheet.name = str(body["name"])
         sheet.touch(change.moment)
         change.event("sheet", "updated", id=sheet.id)
@@ -429,7 +481,7 @@ class SmartsheetService:
         return success(sheet_summary(sheet, call.user, with_version=True))
 
     async def delete_sheet(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "OWNER")
         sheet.dirty = True
         del self.sheets[sheet.id]
         self.webhooks.scope_gone(sheet.id)
@@ -441,9 +493,9 @@ class SmartsheetService:
     # --- rows ---------------------------------------------------------------------------------
 
     async def add_rows(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "EDITOR")
         body = await call.body()
-        change = call.change()
+        change = call.change(sheet)
         created, failed = add_rows(
             sheet,
             body,
@@ -457,9 +509,9 @@ class SmartsheetService:
         return success(rows_wire(sheet, created, view), version=sheet.version, failed=failed)
 
     async def update_rows(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "EDITOR")
         body = await call.body()
-        change = call.change()
+        change = call.change(sheet)
         updated, failed = update_rows(
             sheet,
             body,
@@ -472,11 +524,11 @@ class SmartsheetService:
         return success(rows_wire(sheet, updated, view), version=sheet.version, failed=failed)
 
     async def delete_rows(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "EDITOR")
         ids = param_ids(call.query, "ids")
         if not ids:
             raise ApiError(400, 1009, "A required parameter is missing from your request: ids.")
-        change = call.change()
+        change = call.change(sheet)
         deleted = delete_rows(
             sheet, ids, ignore_missing=param_bool(call.query, "ignoreRowsNotFound"), change=change
         )
@@ -489,11 +541,11 @@ class SmartsheetService:
         if row is None:
             raise not_found()
         include = param_list(call.query, "include")
-        data = rows_wire(
-            sheet, [row], RowView(sheet, None, include, param_list(call.query, "exclude"))
-        )[0]
+        level = param_level(call.query)
+        view = RowView(sheet, None, include, param_list(call.query, "exclude"), level)
+        data = rows_wire(sheet, [row], view)[0]
         if "columns" in include:
-            data["columns"] = [c.wire(i) for i, c in enumerate(sheet.columns)]
+            data["columns"] = [column_wire(c, i, level) for i, c in enumerate(sheet.columns)]
         return data
 
     async def cell_history(self, call: Call) -> Any:
@@ -520,6 +572,7 @@ class SmartsheetService:
     # --- columns ------------------------------------------------------------------------------
 
     def _new_column(self, body: dict[str, Any], *, allow_primary: bool) -> Column:
+        _check_column_attributes(body)
         title, kind = body.get("title"), body.get("type")
         if not title:
             raise missing_attribute("column.title")
@@ -560,10 +613,11 @@ class SmartsheetService:
 
     async def list_columns(self, call: Call) -> Any:
         sheet = self.sheet(call)
-        return paged([c.wire(i) for i, c in enumerate(sheet.columns)], call.query)
+        level = param_level(call.query)
+        return paged([column_wire(c, i, level) for i, c in enumerate(sheet.columns)], call.query)
 
     async def add_columns(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "ADMIN")
         body = await call.body()
         requested = _objects(body)
         added = []
@@ -575,7 +629,7 @@ class SmartsheetService:
                 raise unparseable(f"column.index must be between 0 and {len(sheet.columns)}.")
             added.append((index, self._new_column(item, allow_primary=False)))
         _check_titles([*sheet.columns, *(column for _, column in added)])
-        change = call.change()
+        change = call.change(sheet)
         for index, column in added:
             sheet.columns.insert(index, column)
             change.event("column", "created", id=column.id)
@@ -588,14 +642,15 @@ class SmartsheetService:
     async def get_column(self, call: Call) -> Any:
         sheet = self.sheet(call)
         column = self._column(sheet, call)
-        return column.wire(sheet.column_index(column.id))
+        return column_wire(column, sheet.column_index(column.id), param_level(call.query))
 
     async def update_column(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "ADMIN")
         column = self._column(sheet, call)
         body = await call.body()
         if not isinstance(body, dict):
             raise unparseable("the column must be a JSON object.")
+        _check_column_attributes(body)
         kind = body.get("type", column.type)
         if kind not in COLUMN_TYPES:
             raise unparseable(
@@ -628,7 +683,8 @@ class SmartsheetService:
         if index is not None:
             sheet.columns.remove(column)
             sheet.columns.insert(index, column)
-        change = call.change()
+        formulas_recompute(sheet=sheet)  # a new type may no longer hold a formula's result
+        change = call.change(sheet)
         sheet.touch(change.moment)
         change.event("column", "updated", id=column.id)
         change.event("sheet", "updated", id=sheet.id)
@@ -636,13 +692,14 @@ class SmartsheetService:
         return success(column.wire(sheet.column_index(column.id)), version=sheet.version)
 
     async def delete_column(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "ADMIN")
         column = self._column(sheet, call)
         if column.primary:
             raise ApiError(400, 1065, "The column specified cannot be deleted.")
         # Rows keep the orphaned cell values; nothing reads a column the sheet no longer has.
         sheet.columns.remove(column)
-        change = call.change()
+        formulas_recompute(sheet=sheet)  # formulas that read the column now show #REF
+        change = call.change(sheet)
         sheet.touch(change.moment)
         change.event("column", "deleted", id=column.id)
         change.event("sheet", "updated", id=sheet.id)
@@ -682,6 +739,18 @@ class SmartsheetService:
             raise not_found()
         webhook = self.webhooks.get(call.path_int("id"), call.user)
         return success({"sharedSecret": self.webhooks.reset_secret(webhook)})
+
+
+def param_level(query: Any) -> int:
+    """`level`: 0 shows multi-value columns as TEXT_NUMBER, 1 adds MULTI_CONTACT_LIST, 2+ both."""
+    return param_int(query, "level") or 0
+
+
+def _check_column_attributes(body: dict[str, Any]) -> None:
+    # Column formulas, symbols, system column types, formats... are not stored: refused (1032).
+    refused = [f"column.{k}" for k in body if k not in COLUMN_WRITABLE | COLUMN_READ_ONLY]
+    if refused:
+        raise not_allowed(refused)
 
 
 def _objects(body: Any) -> list[dict[str, Any]]:
