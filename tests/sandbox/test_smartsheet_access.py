@@ -13,6 +13,7 @@ from tests.sandbox.smartsheet_support import (
     cells_of,
     client,
     column_ids,
+    new_sheet,
     raw_row,
     row,
     sheet_id,
@@ -27,12 +28,33 @@ def tracker(sandbox):
     return ss, sid, column_ids(ss, sid)
 
 
-def test_the_second_token_views_customer_feedback_and_edits_project_tracker(sandbox):
+def shared_sheet(sandbox):
+    """A sheet Sam creates (Pat is an editor of it) with one row, and both users' clients."""
+    ss = client(sandbox)
+    sid = new_sheet(
+        ss,
+        "Shared plan",
+        [
+            {"title": "Task", "type": "TEXT_NUMBER", "primary": True},
+            {"title": "Notes", "type": "TEXT_NUMBER"},
+            {"title": "Status", "type": "PICKLIST", "options": ["Open", "Done"]},
+            {"title": "Due", "type": "DATE"},
+            {"title": "Done", "type": "CHECKBOX"},
+            {"title": "Owner", "type": "CONTACT_LIST"},
+        ],
+    )
+    cols = column_ids(ss, sid)
+    parent = ss.Sheets.add_rows(sid, [row({cols["Task"]: "Plan"})]).result[0]
+    ss.Sheets.add_rows(sid, [row({cols["Task"]: "Step"}, parentId=parent.id)])
+    return ss, client(sandbox, OTHER_TOKEN), sid, cols, parent.id
+
+
+def test_the_second_token_views_customer_feedback_and_administers_project_tracker(sandbox):
     pat = client(sandbox, OTHER_TOKEN)
     levels = {s.name: str(s.access_level) for s in pat.Sheets.list_sheets(include_all=True).data}
     assert levels == {
         "Customer Feedback": "VIEWER",
-        "Project Tracker": "EDITOR",
+        "Project Tracker": "ADMIN",
         "Support Tickets": "EDITOR",
     }
     feedback = sheet_id(pat, "Customer Feedback")
@@ -47,16 +69,25 @@ def test_the_second_token_views_customer_feedback_and_edits_project_tracker(sand
 
     tracker_id = sheet_id(pat, "Project Tracker")
     tcols = column_ids(pat, tracker_id)
-    assert pat.Sheets.add_rows(tracker_id, [row({tcols["Task"]: "ok"})]).message == "SUCCESS"
-    # An editor writes rows, not the sheet's structure.
     rename = smartsheet.models.Column({"title": "Renamed"})
-    error = api_error(lambda: pat.Sheets.update_column(tracker_id, tcols["Notes"], rename))
-    assert (error.status_code, error.code) == (403, 1004)
+    assert pat.Sheets.update_column(tracker_id, tcols["Notes"], rename).message == "SUCCESS"
+
+
+def test_an_editor_writes_rows_but_not_the_sheets_structure(sandbox):
+    _, pat, sid, cols, _ = shared_sheet(sandbox)
+    assert pat.Sheets.add_rows(sid, [row({cols["Task"]: "ok"})]).message == "SUCCESS"
+    rename = smartsheet.models.Column({"title": "Renamed"})
+    for write in (
+        lambda: pat.Sheets.update_column(sid, cols["Notes"], rename),
+        lambda: pat.Sheets.delete_column(sid, cols["Notes"]),
+        lambda: pat.Sheets.delete_sheet(sid),
+    ):
+        error = api_error(write)
+        assert (error.status_code, error.code) == (403, 1004)
 
 
 def test_a_locked_column_stops_editors_but_not_the_owner(sandbox):
-    ss, sid, cols = tracker(sandbox)
-    pat = client(sandbox, OTHER_TOKEN)
+    ss, pat, sid, cols, _ = shared_sheet(sandbox)
     ss.Sheets.update_column(sid, cols["Notes"], smartsheet.models.Column({"locked": True}))
     target = ss.Sheets.get_sheet(sid, page_size=1).rows[0]
     error = api_error(
@@ -71,9 +102,14 @@ def test_a_locked_column_stops_editors_but_not_the_owner(sandbox):
 
 
 def test_a_locked_row_stops_editors_from_editing_or_deleting_it(sandbox):
-    ss, sid, cols = tracker(sandbox)
-    pat = client(sandbox, OTHER_TOKEN)
-    target = ss.Sheets.get_sheet(sid, page_size=1).rows[0]  # a parent row
+    ss, pat, sid, cols, parent_id = shared_sheet(sandbox)
+    target = ss.Sheets.get_row(sid, parent_id)
+    child = ss.Sheets.get_sheet(sid).rows[1]
+    locked = ss.Sheets.update_rows(sid, [raw_row([], id=child.id, locked=True)]).result[0]
+    assert locked.locked is True
+    # Deleting the unlocked parent would delete its locked child too.
+    delete = api_error(lambda: pat.Sheets.delete_rows(sid, [target.id]))
+    assert (delete.status_code, delete.code) == (403, 1092)
     locked = ss.Sheets.update_rows(sid, [raw_row([], id=target.id, locked=True)]).result[0]
     assert locked.locked is True
     edit = api_error(lambda: pat.Sheets.update_rows(sid, [row({cols["Task"]: "x"}, id=target.id)]))
@@ -82,8 +118,6 @@ def test_a_locked_row_stops_editors_from_editing_or_deleting_it(sandbox):
         1050,
         "You cannot edit a locked row.",
     )
-    delete = api_error(lambda: pat.Sheets.delete_rows(sid, [target.id]))
-    assert (delete.status_code, delete.code) == (403, 1092)
     unlock = api_error(
         lambda: pat.Sheets.update_rows(sid, [raw_row([], id=target.id, locked=False)])
     )
@@ -93,8 +127,7 @@ def test_a_locked_row_stops_editors_from_editing_or_deleting_it(sandbox):
 
 
 def test_column_validation_refuses_lenient_values_unless_an_admin_overrides_it(sandbox):
-    ss, sid, cols = tracker(sandbox)
-    pat = client(sandbox, OTHER_TOKEN)
+    ss, pat, sid, cols, _ = shared_sheet(sandbox)
     status = cols["Status"]
 
     def lenient(**extra):
