@@ -388,6 +388,7 @@ class SmartsheetService:
         body = await call.body()
         if not isinstance(body, dict):
             raise unparseable("the sheet must be a JSON object.")
+        _check_sheet_attributes(body, {"name", "columns"})
         if not body.get("name"):
             raise missing_attribute("sheet.name")
         if not body.get("columns"):
@@ -473,6 +474,7 @@ class SmartsheetService:
         body = await call.body()
         if not isinstance(body, dict) or not body.get("name"):
             raise missing_attribute("sheet.name")
+        _check_sheet_attributes(body, {"name"})
         change = call.change(sheet)
         sheet.name = str(body["name"])
         sheet.touch(change.moment)
@@ -744,6 +746,14 @@ class SmartsheetService:
 def param_level(query: Any) -> int:
     """`level`: 0 shows multi-value columns as TEXT_NUMBER, 1 adds MULTI_CONTACT_LIST, 2+ both."""
     return param_int(query, "level") or 0
+
+
+def _check_sheet_attributes(body: dict[str, Any], writable: set[str]) -> None:
+    # userSettings, projectSettings, fromId... are not stored: refused (1032), not dropped.
+    read_only = {"id", "version", "accessLevel", "permalink", "createdAt", "modifiedAt"}
+    refused = [f"sheet.{k}" for k in body if k not in writable | read_only]
+    if refused:
+        raise not_allowed(refused)
 
 
 def _check_column_attributes(body: dict[str, Any]) -> None:

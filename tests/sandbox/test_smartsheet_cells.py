@@ -160,3 +160,13 @@ def test_a_row_read_back_and_written_unchanged_is_accepted(sandbox):
     result = ss.Sheets.update_rows(sid, [read])
     assert result.message == "SUCCESS"
     assert cells_of(ss, sid, read.id)[cols["Notes"]].value == "edited"
+
+
+def test_sheet_settings_the_sandbox_does_not_store_are_refused(sandbox):
+    ss, sid, _ = tracker(sandbox)
+    settings = smartsheet.models.Sheet(
+        {"name": "Tracker", "userSettings": {"criticalPathEnabled": True}}
+    )
+    error = api_error(lambda: ss.Sheets.update_sheet(sid, settings))
+    assert (error.status_code, error.code) == (400, 1032)
+    assert ss.Sheets.get_sheet(sid, page_size=1).name == "Project Tracker"
