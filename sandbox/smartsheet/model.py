@@ -284,6 +284,10 @@ class Sheet:
             return "OWNER"
         return self.shares.get(user.id, "EDITOR")
 
+    def is_admin(self, user: User) -> bool:
+        """Owners and admins may edit locked rows and columns and override validation."""
+        return self.access_level(user) in ("ADMIN", "OWNER")
+
     def record_history(
         self,
         old: Row,

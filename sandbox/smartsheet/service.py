@@ -154,7 +154,7 @@ class Call:
             user=self.user,
             moment=now(),
             change_agent=self.request.headers.get("Smartsheet-Change-Agent"),
-            admin=sheet is None or sheet.access_level(self.user) in ("ADMIN", "OWNER"),
+            admin=sheet is None or sheet.is_admin(self.user),
             override_validation=param_bool(self.query, "overrideValidation"),
         )
 
@@ -447,7 +447,8 @@ class SmartsheetService:
             rows = [row for row in rows if row.modified_at >= since]
         if "page" in query or "pageSize" in query:
             rows = paged(rows, query)["data"]
-        view = RowView(sheet, columns, include, exclude, level)
+        admin = sheet.is_admin(user)
+        view = RowView(sheet, columns, include, exclude, level, admin)
         data = sheet_summary(sheet, user)
         data["version"] = sheet.version
         data["totalRowCount"] = len(sheet.rows)
@@ -463,7 +464,7 @@ class SmartsheetService:
         if "ownerInfo" in include:
             data["owner"], data["ownerId"] = sheet.owner.email, sheet.owner.id
         shown = columns if columns is not None else sheet.columns
-        data["columns"] = [column_wire(c, sheet.column_index(c.id), level) for c in shown]
+        data["columns"] = [column_wire(c, sheet.column_index(c.id), level, admin) for c in shown]
         data["rows"] = rows_wire(sheet, rows, view)
         body = orjson.dumps(data)
         sheet.response_cache[key] = body
@@ -507,7 +508,7 @@ class SmartsheetService:
             directory=seed.DIRECTORY,
         )
         self.finish(sheet, change)
-        view = RowView(sheet)
+        view = RowView(sheet, admin=change.admin)
         return success(rows_wire(sheet, created, view), version=sheet.version, failed=failed)
 
     async def update_rows(self, call: Call) -> Any:
@@ -522,7 +523,7 @@ class SmartsheetService:
             directory=seed.DIRECTORY,
         )
         self.finish(sheet, change)
-        view = RowView(sheet)
+        view = RowView(sheet, admin=change.admin)
         return success(rows_wire(sheet, updated, view), version=sheet.version, failed=failed)
 
     async def delete_rows(self, call: Call) -> Any:
@@ -544,10 +545,11 @@ class SmartsheetService:
             raise not_found()
         include = param_list(call.query, "include")
         level = param_level(call.query)
-        view = RowView(sheet, None, include, param_list(call.query, "exclude"), level)
+        admin = sheet.is_admin(call.user)
+        view = RowView(sheet, None, include, param_list(call.query, "exclude"), level, admin)
         data = rows_wire(sheet, [row], view)[0]
         if "columns" in include:
-            data["columns"] = [column_wire(c, i, level) for i, c in enumerate(sheet.columns)]
+            data["columns"] = [column_wire(c, i, level, admin) for i, c in enumerate(sheet.columns)]
         return data
 
     async def cell_history(self, call: Call) -> Any:
@@ -616,7 +618,9 @@ class SmartsheetService:
     async def list_columns(self, call: Call) -> Any:
         sheet = self.sheet(call)
         level = param_level(call.query)
-        return paged([column_wire(c, i, level) for i, c in enumerate(sheet.columns)], call.query)
+        admin = sheet.is_admin(call.user)
+        columns = [column_wire(c, i, level, admin) for i, c in enumerate(sheet.columns)]
+        return paged(columns, call.query)
 
     async def add_columns(self, call: Call) -> Any:
         sheet = self.sheet(call, "ADMIN")
@@ -644,7 +648,8 @@ class SmartsheetService:
     async def get_column(self, call: Call) -> Any:
         sheet = self.sheet(call)
         column = self._column(sheet, call)
-        return column_wire(column, sheet.column_index(column.id), param_level(call.query))
+        index = sheet.column_index(column.id)
+        return column_wire(column, index, param_level(call.query), sheet.is_admin(call.user))
 
     async def update_column(self, call: Call) -> Any:
         sheet = self.sheet(call, "ADMIN")

@@ -133,8 +133,10 @@ def presented_type(column: Column, level: int) -> str:
     return column.type
 
 
-def column_wire(column: Column, index: int, level: int = 0) -> dict[str, Any]:
+def column_wire(column: Column, index: int, level: int = 0, admin: bool = True) -> dict[str, Any]:
     data = column.wire(index)
+    if column.locked:
+        data["lockedForUser"] = not admin
     kind = presented_type(column, level)
     if kind != column.type:
         data["type"] = kind
@@ -176,8 +178,10 @@ class RowView:
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         level: int = 0,
+        admin: bool = True,
     ) -> None:
         self.sheet = sheet
+        self.admin = admin  # whether the reader may edit locked rows (lockedForUser)
         self.columns = columns if columns is not None else sheet.columns
         self.level = level
         self.object_value = "objectValue" in include
@@ -224,6 +228,7 @@ class RowView:
         data["expanded"] = row.expanded
         if row.locked:
             data["locked"] = True
+            data["lockedForUser"] = not self.admin
         data["createdAt"] = iso(row.created_at)
         data["modifiedAt"] = iso(row.modified_at)
         if self.writer_info:

@@ -89,6 +89,15 @@ def test_an_editor_writes_rows_but_not_the_sheets_structure(sandbox):
 def test_a_locked_column_stops_editors_but_not_the_owner(sandbox):
     ss, pat, sid, cols, _ = shared_sheet(sandbox)
     ss.Sheets.update_column(sid, cols["Notes"], smartsheet.models.Column({"locked": True}))
+    notes_as_seen = {
+        who: {c.id: c for c in client_.Sheets.get_sheet(sid, page_size=1).columns}[cols["Notes"]]
+        for who, client_ in (("owner", ss), ("pat", pat))
+    }
+    assert all(c.locked for c in notes_as_seen.values())
+    assert (notes_as_seen["owner"].locked_for_user, notes_as_seen["pat"].locked_for_user) == (
+        False,
+        True,
+    )
     target = ss.Sheets.get_sheet(sid, page_size=1).rows[0]
     error = api_error(
         lambda: pat.Sheets.update_rows(sid, [row({cols["Notes"]: "pat"}, id=target.id)])
@@ -106,7 +115,9 @@ def test_a_locked_row_stops_editors_from_editing_or_deleting_it(sandbox):
     target = ss.Sheets.get_row(sid, parent_id)
     child = ss.Sheets.get_sheet(sid).rows[1]
     locked = ss.Sheets.update_rows(sid, [raw_row([], id=child.id, locked=True)]).result[0]
-    assert locked.locked is True
+    assert (locked.locked, locked.locked_for_user) == (True, False)
+    seen_by_pat = pat.Sheets.get_row(sid, child.id)
+    assert (seen_by_pat.locked, seen_by_pat.locked_for_user) == (True, True)
     # Deleting the unlocked parent would delete its locked child too.
     delete = api_error(lambda: pat.Sheets.delete_rows(sid, [target.id]))
     assert (delete.status_code, delete.code) == (403, 1092)
