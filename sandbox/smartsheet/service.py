@@ -22,9 +22,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.smartsheet import seed
+from sandbox.smartsheet.columns import column_new, column_titles_check, column_update
 from sandbox.smartsheet.formulas import formulas_recompute
 from sandbox.smartsheet.model import (
-    COLUMN_TYPES,
     ApiError,
     Column,
     IdMaker,
@@ -72,9 +72,6 @@ FAULTS = {
 
 # Sharing levels, weakest first; a write needs at least the level its route names.
 LEVELS = ("VIEWER", "EDITOR", "EDITOR_SHARE", "ADMIN", "OWNER")
-COLUMN_WRITABLE = {"title", "type", "primary", "options", "width", "description", "hidden"}
-COLUMN_WRITABLE |= {"locked", "validation", "index"}
-COLUMN_READ_ONLY = {"id", "version", "sheetId", "tags"}
 BUSY_ROUTE = "/sheets/{id:int}"  # routes under this path write to the sheet they name
 
 
@@ -393,10 +390,13 @@ class SmartsheetService:
             raise missing_attribute("sheet.name")
         if not body.get("columns"):
             raise ApiError(400, 1054, "The new sheet requires either a fromId or columns.")
-        columns = [self._new_column(c, allow_primary=True) for c in _objects(body["columns"])]
+        columns = [
+            column_new(new_id=self.new_id, body=c, allow_primary=True)
+            for c in _objects(body["columns"])
+        ]
         if sum(c.primary for c in columns) != 1:
             raise ApiError(400, 1055, "One and only one column must be primary.")
-        _check_titles(columns)
+        column_titles_check(columns)
         moment = now()
         sheet = Sheet(
             id=self.new_id(),
@@ -575,40 +575,6 @@ class SmartsheetService:
 
     # --- columns ------------------------------------------------------------------------------
 
-    def _new_column(self, body: dict[str, Any], *, allow_primary: bool) -> Column:
-        _check_column_attributes(body)
-        title, kind = body.get("title"), body.get("type")
-        if not title:
-            raise missing_attribute("column.title")
-        if not kind:
-            raise missing_attribute("column.type")
-        if kind not in COLUMN_TYPES:
-            raise unparseable(
-                f"column type {kind!r} is not one of {', '.join(sorted(COLUMN_TYPES))}."
-            )
-        primary = bool(body.get("primary"))
-        if primary and not allow_primary:
-            raise ApiError(400, 1055, "One and only one column must be primary.")
-        if primary and kind != "TEXT_NUMBER":
-            raise ApiError(400, 1057, "Primary columns must be of type TEXT_NUMBER.")
-        options = body.get("options") or []
-        if not isinstance(options, list):
-            raise unparseable("column.options must be an array of strings.")
-        if options and kind not in ("PICKLIST", "MULTI_PICKLIST"):
-            raise ApiError(400, 1060, f"Column options are not allowed for column type {kind}.")
-        return Column(
-            id=self.new_id(),
-            title=str(title),
-            type=kind,
-            primary=primary,
-            options=[str(o) for o in options],
-            width=int(body.get("width") or 150),
-            description=body.get("description"),
-            hidden=bool(body.get("hidden")),
-            locked=bool(body.get("locked")),
-            validation=bool(body.get("validation")),
-        )
-
     def _column(self, sheet: Sheet, call: Call) -> Column:
         column = sheet.column(call.path_int("columnId"))
         if column is None:
@@ -633,8 +599,8 @@ class SmartsheetService:
                 raise missing_attribute("column.index")
             if not isinstance(index, int) or not 0 <= index <= len(sheet.columns) + len(added):
                 raise unparseable(f"column.index must be between 0 and {len(sheet.columns)}.")
-            added.append((index, self._new_column(item, allow_primary=False)))
-        _check_titles([*sheet.columns, *(column for _, column in added)])
+            added.append((index, column_new(new_id=self.new_id, body=item, allow_primary=False)))
+        column_titles_check([*sheet.columns, *(column for _, column in added)])
         change = call.change(sheet)
         for index, column in added:
             sheet.columns.insert(index, column)
@@ -657,40 +623,7 @@ class SmartsheetService:
         body = await call.body()
         if not isinstance(body, dict):
             raise unparseable("the column must be a JSON object.")
-        _check_column_attributes(body)
-        kind = body.get("type", column.type)
-        if kind not in COLUMN_TYPES:
-            raise unparseable(
-                f"column type {kind!r} is not one of {', '.join(sorted(COLUMN_TYPES))}."
-            )
-        if column.primary and kind != "TEXT_NUMBER":
-            raise ApiError(400, 1057, "Primary columns must be of type TEXT_NUMBER.")
-        if column.system_column_type and kind != column.type:
-            raise ApiError(
-                400,
-                1046,
-                "Cells containing system values cannot be inserted or updated through the API, "
-                f"columnId : {column.id}.",
-            )
-        title = body.get("title", column.title)
-        if any(c.title == title and c is not column for c in sheet.columns):
-            raise ApiError(400, 1056, "Column titles must be unique.")
-        options = body.get("options", column.options)
-        if options and kind not in ("PICKLIST", "MULTI_PICKLIST"):
-            raise ApiError(400, 1060, f"Column options are not allowed for column type {kind}.")
-        index = body.get("index")
-        if index is not None and (
-            not isinstance(index, int) or not 0 <= index < len(sheet.columns)
-        ):
-            raise unparseable(f"column.index must be between 0 and {len(sheet.columns) - 1}.")
-        column.title, column.type, column.options = str(title), kind, [str(o) for o in options]
-        for name in ("width", "description", "hidden", "locked", "validation"):
-            if name in body:
-                setattr(column, name, body[name])
-        if index is not None:
-            sheet.columns.remove(column)
-            sheet.columns.insert(index, column)
-        formulas_recompute(sheet=sheet)  # a new type may no longer hold a formula's result
+        column_update(sheet, column, body)
         change = call.change(sheet)
         sheet.touch(change.moment)
         change.event("column", "updated", id=column.id)
@@ -761,21 +694,8 @@ def _check_sheet_attributes(body: dict[str, Any], writable: set[str]) -> None:
         raise not_allowed(refused)
 
 
-def _check_column_attributes(body: dict[str, Any]) -> None:
-    # Column formulas, symbols, system column types, formats... are not stored: refused (1032).
-    refused = [f"column.{k}" for k in body if k not in COLUMN_WRITABLE | COLUMN_READ_ONLY]
-    if refused:
-        raise not_allowed(refused)
-
-
 def _objects(body: Any) -> list[dict[str, Any]]:
     items = body if isinstance(body, list) else [body]
     if not all(isinstance(item, dict) for item in items):
         raise unparseable("expected a JSON object or an array of objects.")
     return items
-
-
-def _check_titles(columns: list[Column]) -> None:
-    titles = [c.title for c in columns]
-    if len(set(titles)) != len(titles):
-        raise ApiError(400, 1056, "Column titles must be unique.")
