@@ -34,8 +34,16 @@ TOKEN = re.compile(
     )""",
     re.VERBOSE,
 )
-# Column types a formula's text or number result fits; anything else is #INVALID COLUMN VALUE.
-RESULT_TYPES = {"TEXT_NUMBER", "PICKLIST"}
+ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _fits(kind: str, value: Any) -> bool:
+    """Whether a column of this type can hold a formula's result (else #INVALID COLUMN VALUE)."""
+    if value is None or kind in ("TEXT_NUMBER", "PICKLIST"):
+        return True
+    if kind == "DATE":
+        return isinstance(value, str) and ISO_DATE.match(value) is not None
+    return kind == "CONTACT_LIST" and isinstance(value, str)
 
 
 class FormulaError(Exception):
@@ -196,7 +204,7 @@ class _Evaluation:
             return error.value
         except RecursionError:
             return UNPARSEABLE
-        if value is not None and column.type not in RESULT_TYPES:
+        if not _fits(column.type, value):
             return "#INVALID COLUMN VALUE"
         if isinstance(value, float):
             value = round(value, 10)

@@ -104,10 +104,15 @@ def test_formula_errors_are_cell_values_as_in_smartsheet(sandbox):
     added = ss.Sheets.add_rows(sid, rows).result
     values = [{c.column_id: c.value for c in r.cells}[cols["Total"]] for r in added]
     assert values == list(cases.values())
-    due = ss.Sheets.update_rows(
-        sid, [raw_row([{"columnId": cols["Due"], "formula": "=1 + 1"}], id=added[0].id)]
-    ).result[0]
-    assert {c.column_id: c.value for c in due.cells}[cols["Due"]] == "#INVALID COLUMN VALUE"
+    dates = ss.Sheets.update_rows(
+        sid,
+        [
+            raw_row([{"columnId": cols["Due"], "formula": "=1 + 1"}], id=added[0].id),
+            raw_row([{"columnId": cols["Due"], "formula": '="2025-03-04"'}], id=added[1].id),
+        ],
+    ).result
+    due = [{c.column_id: c.value for c in r.cells}[cols["Due"]] for r in dates]
+    assert due == ["#INVALID COLUMN VALUE", "2025-03-04"]
 
     ss.Sheets.delete_column(sid, cols["Unit price"])
     assert cells_of(ss, sid, added[-1].id)[cols["Total"]].value == "#REF"
