@@ -152,6 +152,10 @@ def cell_wire(
     stored = row.cells.get(column.id)
     if stored is None:
         return {"columnId": column.id}
+    if len(stored) == 2 and not object_value:  # the common case, kept fast for big sheets
+        if stored[1] is None:
+            return {"columnId": column.id, "value": stored[0]}
+        return {"columnId": column.id, "value": stored[0], "displayValue": stored[1]}
     data: dict[str, Any] = {"columnId": column.id}
     if stored[0] is not None:
         data["value"] = stored[0]
