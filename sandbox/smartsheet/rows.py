@@ -134,19 +134,25 @@ def insertion_index(
     return len(sheet.rows), None
 
 
-def _check_row(row: dict[str, Any], change: Change) -> None:
+def _check_row(row: dict[str, Any], change: Change, locked: bool = False) -> None:
+    """Refuse attributes the sandbox does not store, and (un)locking by someone not an admin."""
     refused = [f"row.{name}" for name in row if name not in ROW_WRITABLE | ROW_READ_ONLY]
     if refused:
         raise not_allowed(refused)
-    if row.get("locked") is not None and not change.admin:
+    wanted = row.get("locked")
+    if isinstance(wanted, bool) and wanted != locked and not change.admin:
         raise ApiError(403, 1004, "You are not authorized to perform this action.")
+    if locked and not change.admin:
+        raise locked_row()
 
 
 def _cells(
     sheet: Sheet, row: dict[str, Any], directory: dict[str, User], change: Change
 ) -> dict[int, Cell | None]:
     """Validated cells of one request row: columnId → stored cell, or None to clear."""
-    _check_row(row, change)
+    row_id = row.get("id")
+    current = sheet.rows_by_id.get(row_id) if isinstance(row_id, int) else None
+    _check_row(row, change, locked=current is not None and current.locked)
     cells = row.get("cells") or []
     if not isinstance(cells, list):
         raise unparseable("row.cells must be an array.")
@@ -288,10 +294,7 @@ def update_rows(
                 raise missing_attribute("row.id")
             if not isinstance(row_id, int) or row_id not in sheet.rows_by_id:
                 raise ApiError(404, 1006, "Not Found")
-            cells = _cells(sheet, row, directory, change)
-            if sheet.rows_by_id[row_id].locked and not change.admin:
-                raise locked_row()
-            prepared.append((position, (row_id, row, cells)))
+            prepared.append((position, (row_id, row, _cells(sheet, row, directory, change))))
         except ApiError as error:
             prepared.append((position, (error, row_id if isinstance(row_id, int) else None)))
     good, failed = _check(prepared, partial)
