@@ -117,9 +117,9 @@ def test_a_locked_row_stops_editors_from_editing_or_deleting_it(sandbox):
     locked = ss.Sheets.update_rows(sid, [raw_row([], id=child.id, locked=True)]).result[0]
     assert (locked.locked, locked.locked_for_user) == (True, False)
     seen_by_pat = pat.Sheets.get_row(sid, child.id)
+    assert (seen_by_pat.locked, seen_by_pat.locked_for_user) == (True, True)
     same = pat.Sheets.update_rows(sid, [raw_row([], id=target.id, locked=False)])
     assert same.message == "SUCCESS"  # saying the unlocked parent stays unlocked is no change
-    assert (seen_by_pat.locked, seen_by_pat.locked_for_user) == (True, True)
     # Deleting the unlocked parent would delete its locked child too.
     delete = api_error(lambda: pat.Sheets.delete_rows(sid, [target.id]))
     assert (delete.status_code, delete.code) == (403, 1092)
