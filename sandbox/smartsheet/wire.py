@@ -168,7 +168,10 @@ def cell_wire(
         if object_value and "values" in extra and column.type == "MULTI_PICKLIST" and level >= 2:
             data["objectValue"] = {"objectType": "MULTI_PICKLIST", "values": list(extra["values"])}
     if object_value and "objectValue" not in data and stored[0] is not None:
-        data["objectValue"] = stored[0]
+        if column.type == "CONTACT_LIST" and stored[1] is not None and "@" in str(stored[0]):
+            data["objectValue"] = {"objectType": "CONTACT", "email": stored[0], "name": stored[1]}
+        else:
+            data["objectValue"] = stored[0]
     return data
 
 

@@ -121,6 +121,13 @@ def test_object_values_write_contacts_and_dates_and_are_checked(sandbox):
         "Pat Other",
     )
     assert cells[cols["Due"]].value == "2025-03-04"
+    read = cells_of(ss, sid, added.id, include="objectValue")
+    assert read[cols["Owner"]].object_value.to_dict() == {
+        "objectType": "CONTACT",
+        "email": "pat@example.com",
+        "name": "Pat Other",
+    }
+    assert read[cols["Task"]].object_value.value == "Call"
     both = raw_row([{"columnId": cols["Task"], "value": "x", "objectValue": "x"}])
     assert api_error(lambda: ss.Sheets.add_rows(sid, [both])).code == 1130
     picklist = {"objectType": "MULTI_PICKLIST", "values": ["x"]}
