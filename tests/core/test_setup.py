@@ -21,6 +21,30 @@ def test_ensure_demo_user_creates_demo_once_and_keeps_its_password(django_user_m
 
 
 @pytest.mark.django_db
+def test_in_sandbox_mode_the_demo_user_can_open_the_admin(client, django_user_model):
+    call_command("ensure_demo_user")
+    client.login(username="demo", password="demo")
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_existing_demo_user_becomes_staff_in_sandbox_mode(django_user_model):
+    django_user_model.objects.create_user("demo", password="chosen-by-them")
+    call_command("ensure_demo_user")
+    demo = django_user_model.objects.get(username="demo")
+    assert demo.is_staff and demo.is_superuser
+    assert demo.check_password("chosen-by-them")
+
+
+@pytest.mark.django_db
+def test_outside_sandbox_mode_the_demo_user_is_not_staff(django_user_model, settings):
+    settings.SANDBOX = False
+    call_command("ensure_demo_user")
+    demo = django_user_model.objects.get(username="demo")
+    assert not demo.is_staff and not demo.is_superuser
+
+
+@pytest.mark.django_db
 def test_no_model_change_lacks_a_migration():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 
