@@ -9,7 +9,6 @@ from sheets.client import SmartsheetUnavailable
 
 
 @shared_task(
-    queue="bulk",
     acks_late=True,
     soft_time_limit=14 * 60,
     time_limit=15 * 60,
@@ -22,6 +21,6 @@ def sheet_sync_task(sheet_id: int, full: bool = False) -> str:
     return sync.sheet_sync(sheet_id=sheet_id, full=full).summary()
 
 
-@shared_task(queue="bulk", soft_time_limit=10 * 60, time_limit=11 * 60)
+@shared_task(soft_time_limit=10 * 60, time_limit=11 * 60)
 def sheets_poll() -> int:
     return len(sync.sheets_poll())
