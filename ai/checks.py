@@ -1,6 +1,7 @@
 """Is each configured deployment usable? A 1-token call answers: ok, credentials, not found,
-throttled (but valid), unreachable. The last verdicts are kept in the cache for /readyz and the
-staff banner; `manage.py check_ai` and every Celery worker at start refresh them.
+throttled (but valid), unreachable. The last verdicts are kept in the database (a Redis restart
+must not lose them) for /readyz and the staff banner; `manage.py check_ai` and every Celery
+worker at start (the worker_ready signal) refresh them.
 """
 
 from __future__ import annotations
@@ -8,15 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
 
-from ai.client import chat_send
+from ai.calls import CallContext, call_send
 from ai.config import Deployment, deployments
 from ai.errors import (
     AIError,
@@ -26,11 +26,10 @@ from ai.errors import (
     ThrottledError,
     UnavailableError,
 )
-from ai.services import CallContext, usage_record_create
+from ai.models import DeploymentVerdict
 
 logger = logging.getLogger(__name__)
 
-VERDICTS_CACHE_KEY = "ai:deployment-verdicts"
 # Statuses under which calls can succeed (a throttled deployment exists and takes the key).
 USABLE = frozenset({"ok", "throttled"})
 _CHECK_WAIT = 5.0
@@ -52,37 +51,21 @@ class Verdict:
 def deployment_check(*, deployment: Deployment) -> Verdict:
     """Call the deployment once with max_tokens=1, without fallback or retries."""
     started = time.monotonic()
-    context = CallContext(purpose="check")
     try:
-        sent = chat_send(
+        with call_send(
             messages=[{"role": "user", "content": "Reply with OK."}],
+            context=CallContext(purpose="check"),
             max_tokens=1,
             deployment=deployment,
             max_wait=_CHECK_WAIT,
             attempts=1,
             use_fallback=False,
-        )
+        ) as call:
+            call.usage = call.sent.response.usage
     except AIError as exc:
         status = _status_for(exc)
-        usage_record_create(
-            context=context,
-            deployment=deployment,
-            outcome=exc.outcome,
-            latency_ms=round((time.monotonic() - started) * 1000),
-            error=exc.message,
-        )
         return _verdict(deployment, status, _message_for(status, exc))
-    usage = sent.response.usage
-    sent.settle(prompt_tokens=usage.prompt_tokens if usage else None)
     latency_ms = round((time.monotonic() - started) * 1000)
-    usage_record_create(
-        context=context,
-        deployment=deployment,
-        outcome="ok",
-        prompt_tokens=usage.prompt_tokens if usage else 0,
-        completion_tokens=usage.completion_tokens if usage else 0,
-        latency_ms=latency_ms,
-    )
     return _verdict(deployment, "ok", f"answered in {latency_ms} ms")
 
 
@@ -121,15 +104,37 @@ def _verdict(deployment: Deployment, status: str, message: str) -> Verdict:
 def deployments_check() -> list[Verdict]:
     """Check every configured deployment and keep the verdicts for /readyz and the banner."""
     verdicts = [deployment_check(deployment=d) for d in deployments().values()]
-    cache.set(VERDICTS_CACHE_KEY, [asdict(v) for v in verdicts], timeout=None)
+    with transaction.atomic():
+        DeploymentVerdict.objects.all().delete()  # a deployment no longer configured goes too
+        DeploymentVerdict.objects.bulk_create(
+            DeploymentVerdict(
+                position=position,
+                deployment=v.deployment,
+                model=v.model,
+                status=v.status,
+                message=v.message,
+                checked_at=datetime.fromisoformat(v.checked_at),
+            )
+            for position, v in enumerate(verdicts)
+        )
     return verdicts
 
 
 def verdicts_last() -> list[Verdict] | None:
-    stored: list[dict[str, Any]] | None = cache.get(VERDICTS_CACHE_KEY)
-    if stored is None:
+    """The verdicts of the last check, None before the first."""
+    stored = list(DeploymentVerdict.objects.all())
+    if not stored:
         return None
-    return [Verdict(**v) for v in stored]
+    return [
+        Verdict(
+            deployment=v.deployment,
+            model=v.model,
+            status=v.status,
+            message=v.message,
+            checked_at=v.checked_at.isoformat(timespec="seconds"),
+        )
+        for v in stored
+    ]
 
 
 def problem_summary() -> str | None:
@@ -147,7 +152,7 @@ def readiness_check() -> str | None:
     """For /readyz (registered as non-critical): the last verdict, or why there is none."""
     try:
         verdicts = verdicts_last()
-    except Exception as exc:  # the cache is Redis; its own check reports it
+    except Exception as exc:  # the database; its own check reports it
         return f"cannot read the last AI check ({type(exc).__name__})"
     if verdicts is None:
         return "not checked yet: run `manage.py check_ai` (every worker checks at start)"

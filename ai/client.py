@@ -1,5 +1,4 @@
-"""Sending one chat completion to Azure OpenAI: the one client, the shared limiter, our retries,
-the breaker per deployment and the fallback deployment.
+"""Sending one chat completion to Azure OpenAI: the one client, our retries, the fallback.
 
 Layers, outermost first:
 - fallback: when the primary is unavailable (breaker open, outages or 429s outlasting our
@@ -7,17 +6,16 @@ Layers, outermost first:
 - retries (`backoff`): 408, 409, 429, 5xx, timeouts and connection errors, full-jitter exponential
   waits, a retry-after honoured through the shared limiter, a clean give-up (ThrottledError with
   `retry_after`) when the wait would outlast what the caller allows;
-- breaker per deployment (Redis state): counts outages only (5xx, timeouts, connection errors);
-- shared limiter per deployment (Redis): requests per short window (Azure enforces RPM per 10 s)
-  and tokens per minute, each request charged its prompt + max_tokens before it is sent. A 429's
-  retry-after pauses the deployment for every process.
+- per attempt (ai/quota.py): the deployment's breaker is checked first (a refused call takes no
+  limiter slot), then the shared limiters admit it, then the breaker guards the request itself.
 
-The package's own retries are off (`max_retries=0`) so retries do not multiply.
+The package's own retries are off (`max_retries=0`) so retries do not multiply. With Redis (the
+limiters' home) down, a call fails closed with a retryable UnavailableError: no process may
+send requests the others cannot count.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
@@ -31,6 +29,7 @@ from typing import Any
 import backoff
 import openai
 import pybreaker
+import redis
 from django.conf import settings
 
 from ai.config import Deployment, deployment_get, fallback_for
@@ -45,15 +44,15 @@ from ai.errors import (
     ThrottledError,
     UnavailableError,
 )
+from ai.quota import deployment_breaker, deployment_limiters, quota_acquire, quota_settle
 from ai.tokens import count_messages
-from core.breakers import redis_breaker
-from core.ratelimit import Reservation, SlidingWindowLimiter
+from core.breakers import seconds_until_trial
+from core.ratelimit import Reservation
 
 logger = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 _CONNECT_TIMEOUT = 5.0
-_WINDOW_MARGIN = 1.05
 # The longest backoff step, in seconds (the package's own figure).
 _BACKOFF_CAP = 8.0
 
@@ -96,44 +95,6 @@ def _client(
 os.register_at_fork(after_in_child=_client.cache_clear)
 
 
-# --- Limiter and breaker per deployment -------------------------------------------------------
-
-
-def deployment_limiters(
-    deployment: Deployment,
-) -> tuple[SlidingWindowLimiter, SlidingWindowLimiter]:
-    """(requests per short window, tokens per minute) for the deployment, shared via Redis."""
-    window = float(settings.AZURE_OPENAI_RPM_WINDOW)
-    per_window = max(1, math.ceil(deployment.rpm * window / 60))
-    # Windows a little longer than the service's: a request admitted here arrives there a few ms
-    # later, and one that travels faster than the request it follows would land in a window the
-    # service still counts as full.
-    return (
-        SlidingWindowLimiter(
-            f"azure-openai:{deployment.name}:requests", per_window, window * _WINDOW_MARGIN
-        ),
-        SlidingWindowLimiter(
-            f"azure-openai:{deployment.name}:tokens", deployment.tpm, 60.0 * _WINDOW_MARGIN
-        ),
-    )
-
-
-def _is_outage(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APIConnectionError):  # timeouts included
-        return True
-    return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
-
-
-def deployment_breaker(deployment: Deployment) -> pybreaker.CircuitBreaker:
-    # Only outages count: a 429 means the service is up and busy, a 4xx is about the request.
-    return redis_breaker(
-        f"azure-openai:{deployment.name}",
-        fail_max=int(settings.AZURE_OPENAI_BREAKER_FAIL_MAX),
-        reset_timeout=float(settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT),
-        exclude=[lambda exc: not _is_outage(exc)],
-    )
-
-
 # --- One request ------------------------------------------------------------------------------
 
 
@@ -152,8 +113,12 @@ class Sent:
     def settle(self, *, prompt_tokens: int | None) -> None:
         """Correct the limiter's charge from the reported usage and the service's own count."""
         if self._reservations is not None:
-            _settle(
-                self.deployment, self._reservations, self.headers, prompt_tokens, self.max_tokens
+            quota_settle(
+                deployment=self.deployment,
+                reservations=self._reservations,
+                headers=self.headers,
+                reported_prompt=prompt_tokens,
+                max_tokens=self.max_tokens,
             )
             self._reservations = None
 
@@ -253,22 +218,28 @@ def _send_retrying(
     def attempt() -> Sent:
         reservations = None
         try:
+            if seconds_until_trial(breaker) > 0:
+                raise _breaker_open(deployment)
             # The client first: time between being admitted and sending is time the service
             # may count in a different window than we did.
             create = openai_client().chat.completions.with_raw_response.create
-            with breaker.calling():
-                reservations = _acquire(deployment, cost, deadline, max_wait)
-                raw = create(model=deployment.name, messages=messages, **kwargs)
-        except pybreaker.CircuitBreakerError as exc:
+            reservations = quota_acquire(
+                deployment=deployment, cost=cost, deadline=deadline, max_wait=max_wait
+            )
+            try:
+                with breaker.calling():
+                    raw = create(model=deployment.name, messages=messages, **kwargs)
+            except pybreaker.CircuitBreakerError as exc:
+                raise _breaker_open(deployment) from exc
+            except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                raise _failed(deployment, exc, reservations) from exc
+        except redis.RedisError as exc:
+            logger.warning("Redis unreachable, Azure OpenAI request not sent: %s", exc)
             raise UnavailableError(
-                f"Azure OpenAI deployment {deployment.name!r} keeps failing, so calls to it "
-                f"are paused for up to {settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT:g}s "
-                "(circuit breaker open). Try again later.",
+                "Redis, which holds the shared Azure OpenAI quota, does not answer, so no "
+                f"request goes to deployment {deployment.name!r}. Try again in a moment.",
                 deployment=deployment.name,
-                retry_after=float(settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT),
             ) from exc
-        except (openai.APIStatusError, openai.APIConnectionError) as exc:
-            raise _failed(deployment, exc, reservations) from exc
         return Sent(
             deployment=deployment,
             response=raw.parse(),
@@ -288,11 +259,24 @@ def _send_retrying(
         giveup=too_long,
         jitter=None,  # _wait_times jitters itself
         on_backoff=_log_backoff,
+        # Giving up is expected (the caller gets a RetryableError), not an ERROR.
+        giveup_log_level=logging.INFO,
     )(attempt)
     try:
         return retrying()
     except _Transient as exc:
         raise exc.error from exc.__cause__
+
+
+def _breaker_open(deployment: Deployment) -> UnavailableError:
+    wait = seconds_until_trial(deployment_breaker(deployment))
+    wait = wait or float(settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT)
+    return UnavailableError(
+        f"Azure OpenAI deployment {deployment.name!r} keeps failing, so calls to it are paused "
+        f"for another {wait:.0f}s (circuit breaker open). Try again later.",
+        deployment=deployment.name,
+        retry_after=wait,
+    )
 
 
 def _wait_times() -> Iterator[float | None]:
@@ -318,32 +302,6 @@ def _log_backoff(details: dict[str, Any]) -> None:
         details["exception"],
         details["wait"],
     )
-
-
-def _acquire(
-    deployment: Deployment, cost: int, deadline: float, max_wait: float
-) -> tuple[Reservation, Reservation]:
-    """A request slot and `cost` tokens, waiting (not past the deadline) for both at once.
-
-    Holding one while waiting for the other would starve other processes, so a slot that was
-    granted alone is given back.
-    """
-    requests_limiter, tokens_limiter = deployment_limiters(deployment)
-    while True:
-        request, wait = requests_limiter.try_acquire(1)
-        if request is not None:
-            tokens, wait = tokens_limiter.try_acquire(cost)
-            if tokens is not None:
-                return request, tokens
-            request.adjust(0)
-        if time.monotonic() + wait > deadline:
-            raise ThrottledError(
-                f"Azure OpenAI deployment {deployment.name!r} is at its quota: the next free slot "
-                f"is in {wait:.1f}s, later than this call waits ({max_wait:g}s). Try again later.",
-                deployment=deployment.name,
-                retry_after=wait,
-            )
-        time.sleep(wait)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -448,59 +406,3 @@ def _message(exc: openai.APIStatusError) -> str:
     if isinstance(body, Mapping) and body.get("message"):
         return str(body["message"])
     return exc.message
-
-
-def corrected_charge(
-    *,
-    charged: int,
-    reported_prompt: int | None,
-    max_tokens: int,
-    our_used: int,
-    service_used: int | None,
-) -> int:
-    """What a request should weigh in our token window once its response is in.
-
-    Azure's TPM counter keeps the estimate it charged on arrival (prompt + max_tokens), so the
-    prompt part is corrected from the reported usage and max_tokens stays. When the service's
-    headers show it has counted more than we have (another client on the same quota, an estimate
-    of ours that ran low), the difference is added so we slow down with it.
-    """
-    cost = charged if reported_prompt is None else reported_prompt + max_tokens
-    if service_used is not None:
-        # our_used still holds this request at `charged`.
-        drift = service_used - (our_used - charged + cost)
-        cost += max(0, drift)
-    return max(0, cost)
-
-
-def _settle(
-    deployment: Deployment,
-    reservations: tuple[Reservation, Reservation],
-    headers: Mapping[str, str],
-    reported_prompt: int | None,
-    max_tokens: int,
-) -> None:
-    requests_limiter, tokens_limiter = deployment_limiters(deployment)
-    tokens = reservations[1]
-    service_used = None
-    with contextlib.suppress(KeyError, ValueError):
-        service_used = int(headers["x-ratelimit-limit-tokens"]) - int(
-            headers["x-ratelimit-remaining-tokens"]
-        )
-    cost = corrected_charge(
-        charged=tokens.cost,
-        reported_prompt=reported_prompt,
-        max_tokens=max_tokens,
-        our_used=tokens_limiter.usage() if service_used is not None else 0,
-        service_used=service_used,
-    )
-    cost = min(cost, tokens_limiter.limit)
-    if cost != tokens.cost:
-        tokens.adjust(cost)
-    # Fewer requests left in the service's window than in ours: someone else shares the quota.
-    # Take the difference out of our window too, rather than collect 429s.
-    with contextlib.suppress(KeyError, ValueError):
-        service_remaining = int(headers["x-ratelimit-remaining-requests"])
-        gap = requests_limiter.limit - requests_limiter.usage() - service_remaining
-        if gap > 0:
-            requests_limiter.try_acquire(gap)

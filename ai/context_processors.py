@@ -16,6 +16,6 @@ def ai_status(request: HttpRequest) -> dict:
         return {}
     try:
         return {"ai_problem": problem_summary()}
-    except Exception:  # a page must render even when the cache (Redis) is down
+    except Exception:  # a page must render even when the last check cannot be read
         logger.warning("cannot read the last Azure OpenAI check", exc_info=True)
         return {}

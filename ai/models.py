@@ -52,3 +52,24 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} on {self.deployment}: {self.outcome}"
+
+
+class DeploymentVerdict(models.Model):
+    """The last check of one deployment (`manage.py check_ai`, every worker at start).
+
+    In the database, not the cache: /readyz and the staff banner must still know it after Redis
+    restarts empty.
+    """
+
+    position = models.PositiveSmallIntegerField(help_text="Order in AZURE_OPENAI_DEPLOYMENTS.")
+    deployment = models.CharField(max_length=64, unique=True)
+    model = models.CharField(max_length=64, blank=True)
+    status = models.CharField(max_length=16)
+    message = models.TextField(blank=True)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"{self.deployment}: {self.status}"

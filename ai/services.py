@@ -1,34 +1,22 @@
 """The calls jobs and chat make: a chat call with tools, a streamed chat call, a structured call
-from column descriptions. Each writes one UsageRecord, whatever its outcome.
+from column descriptions. Each goes through `ai.calls.call_send`, which records its usage once.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 import openai
 
-from ai.client import Sent, chat_send
-from ai.config import Deployment, deployment_get
-from ai.errors import AIError, ContentFilterError, InvalidOutputError, UnavailableError
-from ai.models import UsageRecord
+from ai.calls import Call, CallContext, call_send
+from ai.config import deployment_get
+from ai.errors import ContentFilterError, InvalidOutputError, UnavailableError
 from ai.schema import Column, response_format_for, values_validate
 from ai.tokens import count_messages
-
-
-@dataclass(frozen=True)
-class CallContext:
-    """Who a call is for and why; stored on its usage record."""
-
-    purpose: str = "other"
-    user_id: int | None = None
-    job_id: int | None = None
-    chat_session_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -104,64 +92,6 @@ def call_estimate(
     )
 
 
-def usage_record_create(
-    *,
-    context: CallContext,
-    deployment: Deployment | None,
-    outcome: str,
-    prompt_tokens: int = 0,
-    completion_tokens: int = 0,
-    latency_ms: int = 0,
-    error: str = "",
-    fallback_from: str = "",
-    deployment_name: str = "",
-) -> UsageRecord:
-    cost = (
-        deployment.cost(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-        if deployment is not None
-        else Decimal(0)
-    )
-    record = UsageRecord(
-        user_id=context.user_id,
-        purpose=context.purpose[:32],
-        job_id=context.job_id,
-        chat_session_id=context.chat_session_id,
-        deployment=(deployment.name if deployment else deployment_name)[:64],
-        model=deployment.model if deployment else "",
-        fallback_from=fallback_from,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost=cost,
-        latency_ms=latency_ms,
-        outcome=outcome,
-        error=error[:2000],
-    )
-    record.full_clean()
-    record.save()
-    return record
-
-
-def _elapsed_ms(started: float) -> int:
-    return max(0, round((time.monotonic() - started) * 1000))
-
-
-def _record_failure(context: CallContext, exc: AIError, started: float) -> None:
-    deployment = None
-    if exc.deployment:
-        try:
-            deployment = deployment_get(exc.deployment)
-        except AIError:
-            deployment = None
-    usage_record_create(
-        context=context,
-        deployment=deployment,
-        deployment_name=exc.deployment,
-        outcome=exc.outcome,
-        latency_ms=_elapsed_ms(started),
-        error=exc.message,
-    )
-
-
 def _parse_arguments(name: str, arguments: str, deployment: str) -> dict[str, Any]:
     try:
         parsed = json.loads(arguments or "{}")
@@ -178,93 +108,57 @@ def _parse_arguments(name: str, arguments: str, deployment: str) -> dict[str, An
     return parsed
 
 
-def _complete(
-    *,
-    messages: list[dict[str, Any]],
-    context: CallContext,
-    deployment: str | None,
-    max_tokens: int,
-    params: dict[str, Any],
-    max_wait: float | None,
-) -> tuple[Sent, Any, float]:
-    started = time.monotonic()
-    try:
-        sent = chat_send(
-            messages=messages,
-            max_tokens=max_tokens,
-            deployment=deployment_get(deployment) if deployment else None,
-            params=params,
-            max_wait=max_wait,
+def _chat_params(
+    tools: list[dict[str, Any]] | None,
+    tool_choice: str | dict[str, Any] | None,
+    temperature: float | None,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    if tools:
+        params["tools"] = tools
+    if tool_choice is not None:
+        params["tool_choice"] = tool_choice
+    if temperature is not None:
+        params["temperature"] = temperature
+    return params
+
+
+def _result(call: Call) -> ChatResult:
+    """The first choice of a completion as a ChatResult; item errors found here are raised."""
+    completion = call.sent.response
+    call.usage = completion.usage
+    name = call.deployment.name
+    if not completion.choices:
+        raise InvalidOutputError("The model returned no choices.", deployment=name)
+    choice = completion.choices[0]
+    if choice.finish_reason == "content_filter":
+        raise ContentFilterError(
+            "Azure OpenAI's content filter stopped the reply part-way. Change this item's "
+            "text or the prompt.",
+            deployment=name,
+            where="completion",
         )
-    except AIError as exc:
-        _record_failure(context, exc, started)
-        raise
-    completion = sent.response
-    usage = completion.usage
-    sent.settle(prompt_tokens=usage.prompt_tokens if usage else None)
-    return sent, completion, started
-
-
-def _result(
-    sent: Sent, completion: Any, context: CallContext, started: float
-) -> tuple[ChatResult, Callable[..., None]]:
-    """The first choice as a ChatResult and a function recording the call's usage with its
-    outcome; item errors found here are recorded and raised."""
-    usage = completion.usage
-    prompt_tokens = usage.prompt_tokens if usage else 0
-    completion_tokens = usage.completion_tokens if usage else 0
-    name = sent.deployment.name
-
-    def record(outcome: str, error: str = "") -> None:
-        usage_record_create(
-            context=context,
-            deployment=sent.deployment,
-            outcome=outcome,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            latency_ms=_elapsed_ms(started),
-            error=error,
-            fallback_from=sent.fallback_from,
+    message = choice.message
+    if getattr(message, "refusal", None):
+        raise InvalidOutputError(f"The model refused to answer: {message.refusal}", deployment=name)
+    calls = [
+        ToolCall(
+            id=tool_call.id,
+            name=tool_call.function.name,
+            arguments=_parse_arguments(tool_call.function.name, tool_call.function.arguments, name),
         )
-
-    try:
-        if not completion.choices:
-            raise InvalidOutputError("The model returned no choices.", deployment=name)
-        choice = completion.choices[0]
-        if choice.finish_reason == "content_filter":
-            raise ContentFilterError(
-                "Azure OpenAI's content filter stopped the reply part-way. Change this item's "
-                "text or the prompt.",
-                deployment=name,
-                where="completion",
-            )
-        message = choice.message
-        if getattr(message, "refusal", None):
-            raise InvalidOutputError(
-                f"The model refused to answer: {message.refusal}", deployment=name
-            )
-        calls = [
-            ToolCall(
-                id=call.id,
-                name=call.function.name,
-                arguments=_parse_arguments(call.function.name, call.function.arguments, name),
-            )
-            for call in message.tool_calls or []
-        ]
-    except AIError as exc:
-        record(exc.outcome, exc.message)
-        raise
-    result = ChatResult(
+        for tool_call in message.tool_calls or []
+    ]
+    return ChatResult(
         text=message.content or "",
         tool_calls=calls,
         finish_reason=choice.finish_reason or "",
         deployment=name,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost=sent.deployment.cost(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
-        fallback_from=sent.fallback_from,
+        prompt_tokens=call.prompt_tokens,
+        completion_tokens=call.completion_tokens,
+        cost=call.cost,
+        fallback_from=call.sent.fallback_from,
     )
-    return result, record
 
 
 def chat_call(
@@ -282,24 +176,15 @@ def chat_call(
 
     Raises RetryableError, ItemError or RunError (see ai.errors).
     """
-    params: dict[str, Any] = {}
-    if tools:
-        params["tools"] = tools
-    if tool_choice is not None:
-        params["tool_choice"] = tool_choice
-    if temperature is not None:
-        params["temperature"] = temperature
-    sent, completion, started = _complete(
+    with call_send(
         messages=messages,
         context=context,
         deployment=deployment,
         max_tokens=max_tokens,
-        params=params,
+        params=_chat_params(tools, tool_choice, temperature),
         max_wait=max_wait,
-    )
-    result, record = _result(sent, completion, context, started)
-    record(UsageRecord.Outcome.OK)
-    return result
+    ) as call:
+        return _result(call)
 
 
 def structured_call(
@@ -314,16 +199,15 @@ def structured_call(
     """Values for `columns` (a PICKLIST only ever gets one of its options), validated; in
     `result.values`, keyed by column title. Output that does not fit → InvalidOutputError.
     """
-    sent, completion, started = _complete(
+    with call_send(
         messages=messages,
         context=context,
         deployment=deployment,
         max_tokens=max_tokens,
         params={"response_format": response_format_for(columns)},
         max_wait=max_wait,
-    )
-    result, record = _result(sent, completion, context, started)
-    try:
+    ) as call:
+        result = _result(call)
         if result.finish_reason == "length":
             raise InvalidOutputError(
                 f"The reply was cut off at max_tokens ({max_tokens}) before the values were "
@@ -341,11 +225,7 @@ def structured_call(
         except InvalidOutputError as exc:
             exc.deployment = result.deployment
             raise
-    except AIError as exc:
-        record(exc.outcome, exc.message)
-        raise
-    record(UsageRecord.Outcome.OK)
-    return result
+        return result
 
 
 @dataclass
@@ -376,38 +256,23 @@ def chat_stream(
 
     A reply the content filter stops raises ContentFilterError after the text already yielded.
     """
-    params: dict[str, Any] = {}
-    if tools:
-        params["tools"] = tools
-    if tool_choice is not None:
-        params["tool_choice"] = tool_choice
-    if temperature is not None:
-        params["temperature"] = temperature
-    started = time.monotonic()
-    try:
-        sent = chat_send(
-            messages=messages,
-            max_tokens=max_tokens,
-            deployment=deployment_get(deployment) if deployment else None,
-            stream=True,
-            params=params,
-            max_wait=max_wait,
-        )
-    except AIError as exc:
-        _record_failure(context, exc, started)
-        raise
-    name = sent.deployment.name
-    stream = sent.response
-    calls: dict[int, dict[str, str]] = {}
-    finish_reason = ""
-    usage = None
-    outcome = UsageRecord.Outcome.OK
-    error = ""
-    try:
+    with call_send(
+        messages=messages,
+        context=context,
+        deployment=deployment,
+        max_tokens=max_tokens,
+        params=_chat_params(tools, tool_choice, temperature),
+        stream=True,
+        max_wait=max_wait,
+    ) as call:
+        name = call.deployment.name
+        stream = call.sent.response
+        calls: dict[int, dict[str, str]] = {}
+        finish_reason = ""
         try:
             for chunk in stream:
                 if chunk.usage is not None:
-                    usage = chunk.usage
+                    call.usage = chunk.usage
                 # Azure's first chunk carries only prompt_filter_results and no choices.
                 if not chunk.choices:
                     continue
@@ -417,18 +282,22 @@ def chat_stream(
                     if delta.content:
                         yield TextDelta(delta.content)
                     for part in delta.tool_calls or []:
-                        call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+                        parts = calls.setdefault(
+                            part.index, {"id": "", "name": "", "arguments": ""}
+                        )
                         if part.id:
-                            call["id"] = part.id
+                            parts["id"] = part.id
                         if part.function is not None:
-                            call["name"] += part.function.name or ""
-                            call["arguments"] += part.function.arguments or ""
+                            parts["name"] += part.function.name or ""
+                            parts["arguments"] += part.function.arguments or ""
                 if choice.finish_reason:
                     finish_reason = choice.finish_reason
         except (openai.APIConnectionError, openai.APIStatusError) as exc:
             raise UnavailableError(
                 f"The stream from deployment {name!r} broke off ({exc}).", deployment=name
             ) from exc
+        finally:
+            stream.close()
         if finish_reason == "content_filter":
             raise ContentFilterError(
                 "Azure OpenAI's content filter stopped the reply part-way. Change the message.",
@@ -437,36 +306,18 @@ def chat_stream(
             )
         parsed = [
             ToolCall(
-                id=call["id"],
-                name=call["name"],
-                arguments=_parse_arguments(call["name"], call["arguments"], name),
+                id=parts["id"],
+                name=parts["name"],
+                arguments=_parse_arguments(parts["name"], parts["arguments"], name),
             )
-            for _, call in sorted(calls.items())
+            for _, parts in sorted(calls.items())
         ]
-    except AIError as exc:
-        outcome, error = exc.outcome, exc.message
-        raise
-    finally:
-        stream.close()
-        prompt_tokens = usage.prompt_tokens if usage else 0
-        completion_tokens = usage.completion_tokens if usage else 0
-        sent.settle(prompt_tokens=usage.prompt_tokens if usage else None)
-        usage_record_create(
-            context=context,
-            deployment=sent.deployment,
-            outcome=outcome,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            latency_ms=_elapsed_ms(started),
-            error=error,
-            fallback_from=sent.fallback_from,
-        )
     yield from parsed
     yield StreamEnd(
         finish_reason=finish_reason,
         deployment=name,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        cost=sent.deployment.cost(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens),
-        fallback_from=sent.fallback_from,
+        prompt_tokens=call.prompt_tokens,
+        completion_tokens=call.completion_tokens,
+        cost=call.cost,
+        fallback_from=call.sent.fallback_from,
     )

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -154,10 +156,25 @@ CACHES = {
     }
 }
 
+# redis-py 8 gives up on a read after 5 s by default, exactly as long as channels-redis blocks in
+# BZPOPMIN waiting for a message (5 s), so every idle WebSocket died with "Timeout reading from
+# …" and reconnected. The read timeout must outlast that wait; a finite one still notices a Redis
+# that vanished without closing its connections. The retry reconnects a pooled connection that a
+# Redis restart left dead, so the first socket after the restart works instead of failing.
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{REDIS_PREFIX}:asgi"},
+        "CONFIG": {
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 15,
+                    "socket_connect_timeout": 2,
+                    "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+                }
+            ],
+            "prefix": f"{REDIS_PREFIX}:asgi",
+        },
     }
 }
 
@@ -282,8 +299,10 @@ SHEETS_SYNC_DEBOUNCE = env.float("SHEETS_SYNC_DEBOUNCE", default=2.0)
 SHEETS_POLL_INTERVAL = env.int("SHEETS_POLL_INTERVAL", default=60)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1_000_000)
 WEBHOOK_NONCE_TTL = env.int("WEBHOOK_NONCE_TTL", default=7 * 24 * 3600)
-# Refused callbacks kept for a look in the admin (older ones are dropped).
-WEBHOOK_REJECTIONS_KEPT = env.int("WEBHOOK_REJECTIONS_KEPT", default=1000)
+# Refused callbacks: at most one record per kind per sample period (the rest are counted in
+# Redis), records dropped after so many days.
+WEBHOOK_REJECTION_SAMPLE_SECONDS = env.int("WEBHOOK_REJECTION_SAMPLE_SECONDS", default=60)
+WEBHOOK_REJECTION_DAYS = env.int("WEBHOOK_REJECTION_DAYS", default=30)
 CELERY_BEAT_SCHEDULE["sheets-poll"] = {
     "task": "sheets.tasks.sheets_poll",
     "schedule": float(SHEETS_POLL_INTERVAL),
@@ -390,6 +409,19 @@ for _name in (
         raise ImproperlyConfigured(f"{_name} must be greater than 0, not {globals()[_name]}.")
 
 # --- Auth -------------------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # Refuses locked-out attempts before any password is checked (core/login_throttle.py).
+    "core.login_throttle.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed log-ins allowed per username from one address, and per address whatever the usernames,
+# before that pair (or address) must wait LOGIN_LOCKOUT_SECONDS after its last failure.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=30)
+LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
+for _name in ("LOGIN_FAILURE_LIMIT", "LOGIN_FAILURE_LIMIT_PER_ADDRESS", "LOGIN_LOCKOUT_SECONDS"):
+    if globals()[_name] < 1:
+        raise ImproperlyConfigured(f"{_name} must be 1 or more, not {globals()[_name]}.")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -5,3 +5,6 @@ class CoreConfig(AppConfig):
     """Cross-cutting pieces: home page, health, the base WebSocket consumer, the demo user."""
 
     name = "core"
+
+    def ready(self) -> None:
+        from core import login_throttle  # noqa: F401 (connects its signal receivers)

@@ -13,13 +13,15 @@ reported usage is smaller) and a 429's retry-after can pause everyone.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 import uuid
 from dataclasses import dataclass
 
 import redis
 from django.conf import settings
+
+# Other modules imported it from here before core/redis.py existed.
+from core.redis import fail_fast_redis, redis_client  # noqa: F401
 
 # KEYS: [1] the window's sorted set, [2] the pause-until key.
 # ARGV: [1] window ms, [2] limit, [3] cost, [4] member id.
@@ -98,14 +100,6 @@ class RateLimitTimeout(Exception):
         self.wait = wait
 
 
-@functools.cache
-def redis_client(url: str | None = None) -> redis.Redis:
-    """One connection pool per process (and URL) for the shared limiters and breakers."""
-    return redis.Redis.from_url(
-        url or settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5
-    )
-
-
 @dataclass(frozen=True)
 class Reservation:
     limiter: SlidingWindowLimiter
@@ -131,7 +125,9 @@ class SlidingWindowLimiter:
 
     @property
     def _redis(self) -> redis.Redis:
-        return redis_client(settings.REDIS_URL)
+        # On every request's path: with Redis down this raises redis.RedisError at once, and
+        # the clients turn it into their own "try again later" error (fail closed: see README).
+        return fail_fast_redis()
 
     def try_acquire(self, cost: int = 1) -> tuple[Reservation | None, float]:
         """Admit `cost` units now, or say how many seconds until they would fit."""

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from sheets.models import Column, Sheet, WebhookRejection
+from sheets.models import Column, Sheet, WebhookNonce, WebhookRejection
+from sheets.receiver import webhook_callback_counts
 
 
 class ColumnInline(admin.TabularInline):
@@ -42,6 +43,7 @@ class SheetAdmin(admin.ModelAdmin):
         "sync_outcome",
         "synced_at",
         "sync_started_at",
+        "sync_requested_at",
         "webhook_id",
         "webhook_status",
         "created_at",
@@ -55,9 +57,36 @@ class SheetAdmin(admin.ModelAdmin):
 
 @admin.register(WebhookRejection)
 class WebhookRejectionAdmin(admin.ModelAdmin):
-    list_display = ["received_at", "reason", "webhook_id", "remote_addr"]
+    """A sample of refused callbacks; the list page shows every outcome counted in Redis."""
+
+    list_display = ["received_at", "reason", "webhook_id", "count", "remote_addr"]
     list_filter = ["reason"]
-    readonly_fields = ["received_at", "reason", "webhook_id", "remote_addr", "body_excerpt"]
+    readonly_fields = [
+        "received_at",
+        "reason",
+        "webhook_id",
+        "count",
+        "remote_addr",
+        "body_excerpt",
+    ]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "callback_counts": webhook_callback_counts()}
+        return super().changelist_view(request, extra_context)
+
+
+@admin.register(WebhookNonce)
+class WebhookNonceAdmin(admin.ModelAdmin):
+    """Callbacks already acted on (a replay of one is ignored); read-only."""
+
+    list_display = ["received_at", "webhook_id", "nonce"]
+    search_fields = ["=webhook_id", "=nonce"]
 
     def has_add_permission(self, request) -> bool:
         return False

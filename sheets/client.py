@@ -1,16 +1,20 @@
 """The one way this app talks to Smartsheet: the SDK behind a shared limiter, retries, a breaker.
 
 Every HTTP request the SDK makes passes through `_WorkbenchSmartsheet.request_with_retry`:
-1. the Redis sliding-window limiter shared by every web and worker process (300/min per token by
+1. the Redis-state circuit breaker, so all processes stop calling a Smartsheet that is down
+   (checked first: a refused call takes no limiter slot and waits for none);
+2. the Redis sliding-window limiter shared by every web and worker process (300/min per token by
    default, cell history costs 10) — waiting here is cheaper than a 429;
-2. the Redis-state circuit breaker, so all processes stop calling a Smartsheet that is down;
 3. one attempt through the SDK's own session, with a request timeout (the SDK sets none);
 4. `backoff` retries (exponential, full jitter, bounded) on 4001-4004 and connection errors.
 The SDK's own retry loop is switched off: it would retry inside one limiter slot and multiply
-with ours.
+with ours. Breaker and limiter belong to one API base and token: a command run against a wrong
+base or token trips its own breaker, never the one the running app uses.
 
 Callers get the SDK's typed `ApiError`s for their own mistakes (404, 400 …) and
-`SmartsheetUnavailable` when the service is down, overloaded or the breaker is open.
+`SmartsheetUnavailable` when the service is down, overloaded or the breaker is open — and when
+Redis, where the shared limiter lives, does not answer (fail closed: no process may send
+uncounted requests, and Celery, whose broker is the same Redis, retries the task later).
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import backoff
 import pybreaker
+import redis
+import requests
 import smartsheet
 from django.conf import settings
 from requests.adapters import HTTPAdapter
@@ -33,8 +38,9 @@ from smartsheet.exceptions import UnexpectedRequestError
 from smartsheet.session import _SSLAdapter
 from smartsheet.smartsheet import AbstractUserCalcBackoff, OperationErrorResult
 
-from core.breakers import redis_breaker
-from core.ratelimit import RateLimitTimeout, SlidingWindowLimiter, redis_client
+from core.breakers import redis_breaker, seconds_until_trial
+from core.ratelimit import RateLimitTimeout, SlidingWindowLimiter
+from core.redis import fail_fast_redis
 
 logger = logging.getLogger(__name__)
 
@@ -104,14 +110,15 @@ def _count_call() -> None:
         _calls += 1
 
 
-def _token_key() -> str:
-    # The token never goes into Redis keys; a short digest tells tokens apart.
-    return hashlib.sha256(settings.SMARTSHEET_ACCESS_TOKEN.encode()).hexdigest()[:12]
+def _account_key() -> str:
+    # The token never goes into Redis keys; a short digest of base and token tells them apart.
+    account = f"{settings.SMARTSHEET_API_BASE.rstrip('/')}\n{settings.SMARTSHEET_ACCESS_TOKEN}"
+    return hashlib.sha256(account.encode()).hexdigest()[:12]
 
 
 def smartsheet_limiter() -> SlidingWindowLimiter:
     return SlidingWindowLimiter(
-        f"smartsheet:{_token_key()}",
+        f"smartsheet:{_account_key()}",
         limit=settings.SMARTSHEET_RATE_LIMIT_PER_MINUTE,
         window=settings.SMARTSHEET_RATE_LIMIT_WINDOW,
     )
@@ -119,19 +126,39 @@ def smartsheet_limiter() -> SlidingWindowLimiter:
 
 def smartsheet_breaker() -> pybreaker.CircuitBreaker:
     return redis_breaker(
-        "smartsheet",
+        f"smartsheet:{_account_key()}",
         fail_max=settings.SMARTSHEET_BREAKER_FAIL_MAX,
         reset_timeout=settings.SMARTSHEET_BREAKER_RESET_TIMEOUT,
         exclude=[_RateLimited],
     )
 
 
-def _breaker_retry_after(breaker: pybreaker.CircuitBreaker) -> float:
-    opened_at = getattr(breaker._state_storage, "opened_at", None)  # pybreaker has no public one
-    if opened_at is None:
-        return float(breaker.reset_timeout)
-    elapsed = (datetime.now(UTC) - opened_at).total_seconds()
-    return max(1.0, breaker.reset_timeout - elapsed)
+def _breaker_open() -> SmartsheetUnavailable:
+    breaker = smartsheet_breaker()
+    wait = seconds_until_trial(breaker) or float(breaker.reset_timeout)
+    return SmartsheetUnavailable("too many recent failures", retry_after=max(1.0, wait))
+
+
+def _unreachable(exc: BaseException) -> str:
+    """What a person needs to know of a failed connection: where to, and why, in a few words."""
+    base = settings.SMARTSHEET_API_BASE.rstrip("/")
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"could not connect to {base} within {settings.SMARTSHEET_TIMEOUT:g} s"
+    if isinstance(exc, requests.exceptions.Timeout):
+        return f"no answer from {base} within {settings.SMARTSHEET_TIMEOUT:g} s (timeout)"
+    detail = str(exc)
+    for needle, reason in (
+        ("Connection refused", "connection refused"),
+        ("Name or service not known", "unknown host"),
+        ("nodename nor servname", "unknown host"),
+        ("Temporary failure in name resolution", "unknown host"),
+        ("Network is unreachable", "network unreachable"),
+        ("Connection reset", "connection reset"),
+        ("RemoteDisconnected", "connection closed by the server"),
+    ):
+        if needle in detail:
+            return f"could not connect to {base} ({reason})"
+    return f"could not connect to {base} ({type(exc).__name__})"
 
 
 def _error_code(result: OperationErrorResult) -> tuple[int | None, str]:
@@ -167,6 +194,8 @@ class _WorkbenchSmartsheet(smartsheet.Smartsheet):
             max_value=settings.SMARTSHEET_RETRY_MAX_DELAY,
             jitter=backoff.full_jitter,
             on_backoff=_log_retry,
+            # Giving up is expected (the caller gets SmartsheetUnavailable), not an ERROR.
+            giveup_log_level=logging.INFO,
         )(self._attempt)
         try:
             return attempt(pristine, operation, cost)
@@ -175,10 +204,17 @@ class _WorkbenchSmartsheet(smartsheet.Smartsheet):
                 f"{exc} after {settings.SMARTSHEET_RETRY_MAX_TRIES} attempts"
             ) from exc
         except UnexpectedRequestError as exc:
-            cause = exc.__cause__ or exc
-            raise SmartsheetUnavailable(f"{type(cause).__name__}: {cause}") from exc
+            raise SmartsheetUnavailable(_unreachable(exc.__cause__ or exc)) from exc
+        except redis.RedisError as exc:
+            logger.warning("Redis unreachable, Smartsheet request not sent: %s", exc)
+            raise SmartsheetUnavailable(
+                "Redis, which holds the shared request budget, does not answer"
+            ) from exc
 
     def _attempt(self, pristine, operation, cost: int):
+        breaker = smartsheet_breaker()
+        if seconds_until_trial(breaker) > 0:
+            raise _breaker_open()
         limiter = smartsheet_limiter()
         try:
             limiter.acquire(cost, max_wait=settings.SMARTSHEET_RATE_LIMIT_MAX_WAIT)
@@ -188,7 +224,6 @@ class _WorkbenchSmartsheet(smartsheet.Smartsheet):
                 f"{settings.SMARTSHEET_RATE_LIMIT_WINDOW:.0f} s is used up",
                 retry_after=exc.wait,
             ) from exc
-        breaker = smartsheet_breaker()
         try:
             with breaker.calling():
                 _count_call()
@@ -203,9 +238,7 @@ class _WorkbenchSmartsheet(smartsheet.Smartsheet):
                         raise _Transient(result, code, message)
                 return result
         except pybreaker.CircuitBreakerError as exc:
-            raise SmartsheetUnavailable(
-                "too many recent failures", retry_after=_breaker_retry_after(breaker)
-            ) from exc
+            raise _breaker_open() from exc
 
 
 def _log_retry(details: dict) -> None:
@@ -318,12 +351,19 @@ class BulkWriteResult:
 @contextmanager
 def sheet_write_lock(*, sheet_id: int) -> Iterator[None]:
     """Serialise writes to one sheet across processes (parallel writes get 500/4004)."""
-    lock = redis_client().lock(
+    lock = fail_fast_redis().lock(
         f"{settings.REDIS_PREFIX}:sheets:write:{sheet_id}",
         timeout=settings.SMARTSHEET_WRITE_LOCK_TIMEOUT,
         blocking_timeout=settings.SMARTSHEET_WRITE_LOCK_TIMEOUT,
     )
-    if not lock.acquire():
+    try:
+        acquired = lock.acquire()
+    except redis.RedisError as exc:
+        logger.warning("Redis unreachable, no write lock for sheet %s: %s", sheet_id, exc)
+        raise SmartsheetUnavailable(
+            "Redis, which serialises writes to a sheet, does not answer"
+        ) from exc
+    if not acquired:
         raise SmartsheetUnavailable(
             f"another write to sheet {sheet_id} has held it for "
             f"{settings.SMARTSHEET_WRITE_LOCK_TIMEOUT} s",

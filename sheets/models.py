@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
+from django.utils import timezone
 
 
 class Sheet(models.Model):
@@ -29,6 +30,9 @@ class Sheet(models.Model):
     synced_at = models.DateTimeField(null=True, blank=True)
     # When the last successful sync started: the next rowsModifiedSince counts from here.
     sync_started_at = models.DateTimeField(null=True, blank=True)
+    # A webhook callback asked for a sync that could not be queued (Redis down): the request is
+    # kept here, durably, until a sync that started after it succeeds (see sheets_needing_sync).
+    sync_requested_at = models.DateTimeField(null=True, blank=True)
 
     webhook_id = models.BigIntegerField(null=True, blank=True, unique=True)
     webhook_status = models.CharField(max_length=40, blank=True)
@@ -103,20 +107,51 @@ class Row(models.Model):
 
 
 class WebhookRejection(models.Model):
-    """A callback the receiver refused: unknown webhook or bad signature (worth a look)."""
+    """A sample of the callbacks the receiver refused (worth a look).
+
+    At most one record per kind (reason, and webhook when it is ours) per
+    WEBHOOK_REJECTION_SAMPLE_SECONDS, so forged traffic costs no database write per call and
+    cannot crowd out the refusals of our own webhooks; `count` says how many refusals of its kind
+    the record stands for. Every refusal is counted in Redis (shown above the admin list).
+    """
 
     class Reason(models.TextChoices):
         UNKNOWN_WEBHOOK = "unknown_webhook", "unknown webhook"
         BAD_SIGNATURE = "bad_signature", "bad signature"
+        CHALLENGE_REFUSED = "challenge_refused", "challenge for a webhook not being enabled"
 
-    received_at = models.DateTimeField(auto_now_add=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     reason = models.CharField(max_length=32, choices=Reason)
     webhook_id = models.BigIntegerField(null=True, blank=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
     body_excerpt = models.TextField(blank=True)
+    count = models.PositiveIntegerField(
+        default=1, help_text="refusals of this kind since the previous record, this one included"
+    )
 
     class Meta:
         ordering = ["-received_at"]
 
     def __str__(self) -> str:
         return f"{self.get_reason_display()} ({self.webhook_id})"
+
+
+class WebhookNonce(models.Model):
+    """A callback already acted on: its nonce, kept WEBHOOK_NONCE_TTL seconds.
+
+    In the database rather than Redis so a replay is still recognised after Redis restarts
+    empty; written in the same transaction as the callback's effect, so a callback that failed
+    half-way is not mistaken for a replay when Smartsheet retries it.
+    """
+
+    webhook_id = models.BigIntegerField()
+    nonce = models.CharField(max_length=100)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["webhook_id", "nonce"], name="webhook_nonce_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.nonce} ({self.webhook_id})"

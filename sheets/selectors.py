@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from sheets.models import Sheet
 
@@ -15,3 +15,12 @@ def sheets_visible_to(user) -> QuerySet[Sheet]:
         Q(granted_users=user) | Q(granted_groups__in=user.groups.all())
     ).values("pk")
     return Sheet.objects.filter(pk__in=granted)
+
+
+def sheets_needing_sync() -> QuerySet[Sheet]:
+    """Sheets a webhook callback asked to sync when the sync could not be queued (Redis down),
+    and not synced successfully since: the poller syncs these whatever their webhook's status.
+    """
+    return Sheet.objects.filter(sync_requested_at__isnull=False).filter(
+        Q(sync_started_at__isnull=True) | Q(sync_started_at__lt=F("sync_requested_at"))
+    )

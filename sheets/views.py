@@ -10,8 +10,8 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from sheets.receiver import webhook_callback_receive
 from sheets.selectors import sheets_visible_to
-from sheets.webhooks import webhook_callback_receive
 
 logger = logging.getLogger(__name__)
 

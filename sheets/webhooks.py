@@ -1,116 +1,18 @@
-"""Smartsheet webhooks: registering one per mirrored sheet, and judging the callbacks they send.
-
-A callback is skinny (no data), so all the receiver does is decide whether to trust it and then
-ask for a debounced incremental sync; the sync fetches what changed.
-"""
+"""Smartsheet webhooks: registering one per mirrored sheet (the receiver is sheets/receiver.py)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from django.conf import settings
 from smartsheet.exceptions import ApiError
 
-from core.ratelimit import redis_client
 from sheets import client
-from sheets.models import Sheet, WebhookRejection
-from sheets.sync import sheet_sync_request
+from sheets.models import Sheet
 
-logger = logging.getLogger(__name__)
+# The receiver lived here; kept importable from its old place.
+from sheets.receiver import WebhookAnswer, signature_valid, webhook_callback_receive  # noqa: F401
 
 ENABLED = "ENABLED"
-
-
-@dataclass
-class WebhookAnswer:
-    status: int
-    body: dict
-    headers: dict = field(default_factory=dict)
-
-
-def _reject(reason: str, webhook_id: int | None, body: bytes, remote_addr: str | None):
-    record = WebhookRejection.objects.create(
-        reason=reason,
-        webhook_id=webhook_id,
-        remote_addr=remote_addr or None,
-        body_excerpt=body[:500].decode("utf-8", "replace"),
-    )
-    # A flood of forged callbacks must not fill the database: keep the newest ones only.
-    WebhookRejection.objects.filter(pk__lte=record.pk - settings.WEBHOOK_REJECTIONS_KEPT).delete()
-    logger.warning(
-        "webhook callback refused: %s (webhook %s from %s)", reason, webhook_id, remote_addr
-    )
-    return WebhookAnswer(403, {"error": "refused"})
-
-
-def signature_valid(*, secret: str, body: bytes, signature: str | None) -> bool:
-    """HMAC-SHA256 of the raw body, hex, compared case-insensitively in constant time."""
-    if not secret or not signature:
-        return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
-    return hmac.compare_digest(expected, signature.strip().lower().encode("utf-8", "replace"))
-
-
-def webhook_callback_receive(
-    *, body: bytes, challenge: str | None, signature: str | None, remote_addr: str | None
-) -> WebhookAnswer:
-    """Judge one callback; what it returns is what the view answers."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return WebhookAnswer(400, {"error": "the body is not JSON"})
-    if not isinstance(payload, dict):
-        return WebhookAnswer(400, {"error": "the body must be a JSON object"})
-    webhook_id = payload.get("webhookId")
-    if type(webhook_id) is not int:
-        return WebhookAnswer(400, {"error": "webhookId (a number) is missing"})
-    events = payload.get("events")
-    if events is not None and not isinstance(events, list):
-        return WebhookAnswer(400, {"error": "events must be a list"})
-    challenge = challenge or payload.get("challenge")
-
-    sheet = (
-        Sheet.objects.filter(webhook_id=webhook_id)
-        .only("pk", "webhook_shared_secret", "webhook_status")
-        .first()
-    )
-    if sheet is None:
-        return _reject(WebhookRejection.Reason.UNKNOWN_WEBHOOK, webhook_id, body, remote_addr)
-
-    if challenge is not None:
-        # Whether Smartsheet signs challenges is unconfirmed: a signed one must verify; an
-        # unsigned one is answered, since echoing it proves only that we are the subscriber.
-        if signature and not signature_valid(
-            secret=sheet.webhook_shared_secret, body=body, signature=signature
-        ):
-            return _reject(WebhookRejection.Reason.BAD_SIGNATURE, webhook_id, body, remote_addr)
-        value = str(challenge)
-        return WebhookAnswer(
-            200, {"smartsheetHookResponse": value}, {"Smartsheet-Hook-Response": value}
-        )
-
-    if not signature_valid(secret=sheet.webhook_shared_secret, body=body, signature=signature):
-        return _reject(WebhookRejection.Reason.BAD_SIGNATURE, webhook_id, body, remote_addr)
-
-    nonce = payload.get("nonce")
-    if nonce is not None:
-        key = f"{settings.REDIS_PREFIX}:sheets:webhook-nonce:{webhook_id}:{nonce}"
-        if not redis_client().set(key, "1", nx=True, ex=settings.WEBHOOK_NONCE_TTL):
-            logger.info("webhook %s: replayed nonce %s ignored", webhook_id, nonce)
-            return WebhookAnswer(200, {"status": "replay ignored"})
-
-    new_status = payload.get("newWebhookStatus")
-    if new_status is not None:
-        Sheet.objects.filter(pk=sheet.pk).update(webhook_status=str(new_status)[:40])
-        logger.warning("webhook %s of sheet %s is now %s", webhook_id, sheet.pk, new_status)
-        return WebhookAnswer(200, {"status": "noted"})
-
-    sheet_sync_request(sheet_id=sheet.pk)
-    return WebhookAnswer(200, {"status": "sync scheduled"})
 
 
 # --- Registration -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # CI sets this: a missing PostgreSQL, Redis or Chromium fails the run instead of skipping.
 REQUIRE_SERVICES = os.environ.get("WORKBENCH_REQUIRE_SERVICES") == "1"
 
-pytest_plugins = ["tests.plugins.sandbox"]
+pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.private_redis"]
 
 
 def server_env(**extra: str) -> dict[str, str]:
@@ -80,26 +81,46 @@ def staff(django_user_model):
 # --- Live daphne server -----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
-    """A real daphne (HTTP + WebSocket) serving config.asgi on the test database.
+def server_log_path(name: str = "daphne") -> Path:
+    """Each test process (xdist worker) logs its servers to files of its own."""
+    return ROOT / "var" / f"test-{name}-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.log"
 
-    Tests that create data the server must see need `@pytest.mark.django_db(transaction=True)`.
-    """
-    port = os.environ["WORKBENCH_TEST_DAPHNE_PORT"]
+
+@contextmanager
+def daphne_server(port: int | str, log_path: Path, **env: str) -> Iterator[str]:
+    """A real daphne (HTTP + WebSocket) serving config.asgi on the test database."""
     url = f"http://127.0.0.1:{port}"
     proc = process_start(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", port, "config.asgi:application"],
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "config.asgi:application",
+        ],
         ready=f"{url}/healthz",
-        log=ROOT / "var" / "test-daphne.log",
+        log=log_path,
         timeout=30,
-        env=server_env(),
+        env=server_env(**env),
         what="daphne",
     )
     try:
         yield url
     finally:
         process_stop(proc)
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
+    """The session's daphne; its log is `server_log_path()`.
+
+    Tests that create data the server must see need `@pytest.mark.django_db(transaction=True)`.
+    """
+    with daphne_server(os.environ["WORKBENCH_TEST_DAPHNE_PORT"], server_log_path()) as url:
+        yield url
 
 
 # --- Browser ----------------------------------------------------------------------------------
@@ -181,7 +202,7 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Pop
             "INFO",
         ],
         ready=lambda: app.control.ping(timeout=0.5),
-        log=ROOT / "var" / "test-celery.log",
+        log=server_log_path("celery"),
         timeout=30,
         env=server_env(),
         what="the Celery worker",

@@ -1,4 +1,4 @@
-"""Fixtures for the Azure OpenAI client tests: a clean limiter, breaker and verdict per test,
+"""Fixtures for the Azure OpenAI client tests: a clean limiter and breaker per test,
 and small settings so the retries and waits of a test take fractions of a second."""
 
 from __future__ import annotations
@@ -6,9 +6,6 @@ from __future__ import annotations
 import pytest
 import redis
 from django.conf import settings as django_settings
-from django.core.cache import cache
-
-from ai.checks import VERDICTS_CACHE_KEY
 
 
 def _forget_ai_state() -> None:
@@ -18,7 +15,6 @@ def _forget_ai_state() -> None:
         keys = list(client.scan_iter(match=pattern, count=1000))
         if keys:
             client.delete(*keys)
-    cache.delete(VERDICTS_CACHE_KEY)
 
 
 @pytest.fixture(autouse=True)

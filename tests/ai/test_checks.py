@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management import CommandError, call_command
 
 from ai.checks import deployments_check, deployments_check_and_log, on_worker_ready
+from ai.models import DeploymentVerdict
 from config.settings import _parse_azure_openai_deployments
 
 pytestmark = pytest.mark.django_db
@@ -77,6 +78,7 @@ def test_an_endpoint_nobody_answers_is_unreachable(ai, settings):
 
 
 def test_readyz_reports_the_last_verdict_without_failing_readiness(ai, client, settings):
+    DeploymentVerdict.objects.all().delete()  # the suite's own worker may have checked before
     assert (
         client.get("/readyz")
         .json()["checks"]["azure_openai"]["error"]
@@ -110,7 +112,7 @@ def test_staff_see_a_banner_when_ai_is_misconfigured(ai, client, staff, alice, s
     assert 'data-testid="ai-banner"' not in client.get("/").content.decode()
 
 
-def test_the_worker_checks_the_deployments_when_it_starts(ai, settings, caplog):
+def test_the_start_up_check_logs_what_to_fix_for_each_unusable_deployment(ai, settings, caplog):
     assert on_worker_ready in [r() for _, r in worker_ready.receivers]
     settings.AZURE_OPENAI_API_KEY = "wrong"
     with caplog.at_level(logging.ERROR, logger="ai.checks"):

@@ -8,17 +8,12 @@ import os
 import select
 import signal
 import time
+from datetime import timedelta
 
 import httpx
 import pytest
 
-from ai.client import (
-    chat_send,
-    corrected_charge,
-    deployment_breaker,
-    deployment_limiters,
-    is_reasoning_model,
-)
+from ai.client import chat_send, is_reasoning_model
 from ai.config import deployment_get
 from ai.errors import (
     ContentFilterError,
@@ -31,6 +26,7 @@ from ai.errors import (
     ThrottledError,
     UnavailableError,
 )
+from ai.quota import corrected_charge, deployment_breaker, deployment_limiters
 from tests.ai.conftest import openai_stats, quota
 
 HELLO = [{"role": "user", "content": "Say hello to the team."}]
@@ -54,25 +50,24 @@ def test_a_call_returns_the_completion_of_the_primary_deployment(ai):
 
 def test_429s_are_retried_after_their_retry_after_ms_and_nothing_is_sent_inside_the_window(ai):
     ai.configure(openai={"fail_rate": 0.5, "fail_kinds": ["rate_limit"], "retry_after_ms": 300})
-    started = time.monotonic()
     for _ in range(4):
         _send(attempts=6)
-    elapsed = time.monotonic() - started
 
     stats = openai_stats(ai)
     refused = stats["counters"].get("injected.rate_limit", 0)
     assert refused >= 2, "the seeded sandbox should have refused some requests"
+    # The sandbox counts requests that arrive before the retry-after it announced has passed.
     assert stats["counters"].get("requests_inside_retry_window", 0) == 0
     assert stats["counters"]["requests.gpt-4o-mini"] == 4 + refused
-    assert elapsed >= 0.3 * refused
 
 
-def test_a_retry_after_longer_than_the_call_may_wait_gives_up_at_once(ai):
+def test_a_retry_after_longer_than_the_call_may_wait_gives_up_at_once(ai, monkeypatch):
     ai.configure(openai={"fail_rate": 1.0, "fail_kinds": ["rate_limit"], "retry_after_ms": 5000})
-    started = time.monotonic()
+    sleeps: list[float] = []
+    monkeypatch.setattr(time, "sleep", sleeps.append)  # backoff and the limiter both use it
     with pytest.raises(ThrottledError) as excinfo:
         _send(max_wait=1.0)
-    assert time.monotonic() - started < 1.0
+    assert sleeps == []  # gave up without waiting at all
     assert isinstance(excinfo.value, RetryableError)
     assert excinfo.value.retry_after == pytest.approx(5.0)
     assert openai_stats(ai)["requests"] == 1
@@ -321,7 +316,7 @@ def test_a_wrong_key_stops_the_run(ai, settings):
 
 def test_the_breaker_opens_after_repeated_outages_and_half_opens_after_its_timeout(ai, settings):
     settings.AZURE_OPENAI_BREAKER_FAIL_MAX = 2
-    settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT = 1
+    settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT = 30
     ai.configure(openai={"fail_rate": 1.0, "fail_kinds": ["server_error"]})
     with pytest.raises(UnavailableError):
         _send(attempts=2)
@@ -337,14 +332,9 @@ def test_the_breaker_opens_after_repeated_outages_and_half_opens_after_its_timeo
 
     # The service recovers; after the reset timeout one trial call goes through and closes it.
     ai.configure(openai={"fail_rate": 0.0})
-    deadline = time.monotonic() + 5
-    while True:
-        try:
-            _send(attempts=1)
-            break
-        except UnavailableError:
-            assert time.monotonic() < deadline, "the breaker never half-opened"
-            time.sleep(0.1)
+    storage = breaker._state_storage
+    storage.opened_at = storage.opened_at - timedelta(seconds=30)  # as the clock would
+    _send(attempts=1)
     assert breaker.current_state == "closed"
     assert openai_stats(ai)["requests"] == sent_so_far + 1
 

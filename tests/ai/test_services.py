@@ -20,6 +20,7 @@ from ai.services import (
     chat_stream,
     structured_call,
 )
+from tests.ai.test_tokens import COOKBOOK_MESSAGES
 
 pytestmark = pytest.mark.django_db
 
@@ -167,15 +168,13 @@ def test_a_structured_reply_cut_off_at_max_tokens_fails_the_item(ai):
 
 
 def test_an_estimate_counts_the_prompt_offline_and_prices_the_whole_max_tokens(ai):
-    messages = [{"role": "user", "content": "Summarise: the export is slow."}]
-    estimate = call_estimate(messages=messages, max_tokens=100)
+    # OpenAI's cookbook conversation, for which the API itself reported 124 prompt tokens on
+    # gpt-4o-mini: a count fixed outside this code and outside the sandbox.
+    estimate = call_estimate(messages=COOKBOOK_MESSAGES, max_tokens=100)
     assert estimate.deployment == "gpt-4o-mini"
-    result = chat_call(messages=messages, context=CHAT, max_tokens=100)
-    assert estimate.prompt_tokens == result.prompt_tokens
-    assert (
-        estimate.max_cost
-        == (Decimal(result.prompt_tokens) * Decimal("0.00015") + 100 * Decimal("0.0006")) / 1000
-    )
+    assert estimate.prompt_tokens == 124
+    assert estimate.max_cost == (124 * Decimal("0.00015") + 100 * Decimal("0.0006")) / 1000
+    result = chat_call(messages=COOKBOOK_MESSAGES, context=CHAT, max_tokens=100)
     assert estimate.max_cost > result.cost
 
 

@@ -88,12 +88,13 @@ def _connect(headers):
     return run_in_thread(async_to_sync(run))
 
 
-ORIGIN = (b"origin", b"http://127.0.0.1")
+# What a browser sends for a page served at http://127.0.0.1 (port 80).
+SAME_ORIGIN = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
 
 
 @pytest.mark.django_db(transaction=True)
 def test_anonymous_websockets_are_refused():
-    connected, code, _ = _connect([ORIGIN])
+    connected, code, _ = _connect(SAME_ORIGIN)
     assert not connected
     assert code == CLOSE_UNAUTHENTICATED
 
@@ -102,7 +103,7 @@ def test_anonymous_websockets_are_refused():
 def test_logged_in_websockets_are_accepted(client, alice):
     client.force_login(alice)
     cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    headers = [ORIGIN, (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]
+    headers = [*SAME_ORIGIN, (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]
     connected, _, first = _connect(headers)
     assert connected
     assert 'id="ws-status"' in first

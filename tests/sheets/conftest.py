@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
+import hmac
+import json
 import queue
 import threading
 
@@ -129,3 +132,57 @@ def smartsheet_stats(sandbox) -> dict:
         "tokens": {},
         **stats,
     }
+
+
+# --- Webhook callbacks (tests/sheets/test_webhooks*.py) ---------------------------------------
+
+WEBHOOK_URL = "/webhooks/smartsheet/"
+WEBHOOK_SECRET = "the-shared-secret"
+
+
+@pytest.fixture
+def hooked(db) -> Sheet:
+    """A mirrored sheet with an enabled webhook (id 555) whose secret we know."""
+    return Sheet.objects.create(
+        id=1001,
+        name="Hooked",
+        webhook_id=555,
+        webhook_status="ENABLED",
+        webhook_shared_secret=WEBHOOK_SECRET,
+    )
+
+
+@pytest.fixture
+def enqueued(monkeypatch) -> list:
+    """Sync tasks the receiver scheduled (recorded instead of sent to the broker)."""
+    from sheets.tasks import sheet_sync_task
+
+    calls: list = []
+    monkeypatch.setattr(sheet_sync_task, "apply_async", lambda args, **kw: calls.append(args))
+    return calls
+
+
+def callback_body(nonce: str | None = "n-1", webhook_id: int = 555, **extra) -> bytes:
+    """An event callback as Smartsheet sends it (`nonce=None` leaves the nonce out)."""
+    payload = {
+        "nonce": nonce,
+        "timestamp": "2025-01-01T00:00:00.000+00:00",
+        "webhookId": webhook_id,
+        "scope": "sheet",
+        "scopeObjectId": 1001,
+        "events": [{"objectType": "cell", "eventType": "updated", "rowId": 1, "columnId": 2}],
+        **extra,
+    }
+    if nonce is None:
+        del payload["nonce"]
+    return json.dumps(payload).encode()
+
+
+def sign(body: bytes, secret: str = WEBHOOK_SECRET) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def post_callback(client, body: bytes, signature: str | None = None, **headers):
+    if signature:
+        headers["Smartsheet-Hmac-SHA256"] = signature
+    return client.post(WEBHOOK_URL, data=body, content_type="application/json", headers=headers)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import timedelta
 
 import pytest
 from django.conf import settings as django_settings
@@ -50,27 +51,84 @@ def test_two_processes_together_stay_under_the_per_minute_budget(sandbox):
     assert token["peak_rpm"] <= budget
 
 
-def test_the_breaker_opens_on_a_failure_storm_and_recovers(sandbox, settings):
-    sheet_id = sheet_id_named(sandbox, "Project Tracker")
-    settings.SMARTSHEET_BREAKER_FAIL_MAX = 3
-    settings.SMARTSHEET_BREAKER_RESET_TIMEOUT = 1
-    settings.SMARTSHEET_RETRY_MAX_TRIES = 1
-    sandbox.configure(smartsheet={"fail_rate": 1.0, "fail_codes": [4004]})
-    for _ in range(3):
+def _as_if_seconds_passed(breaker, seconds: float) -> None:
+    """Move the breaker's opening time back, as the clock would, instead of sleeping."""
+    storage = breaker._state_storage
+    storage.opened_at = storage.opened_at - timedelta(seconds=seconds)
+
+
+def _open_the_breaker(sheet_id: int, failures: int = 3) -> None:
+    for _ in range(failures):
         with pytest.raises(client.SmartsheetUnavailable):
             client.sheet_version_get(sheet_id=sheet_id)
-    sent = smartsheet_stats(sandbox)["requests"]
+
+
+@pytest.fixture
+def storm(sandbox, settings):
+    """Every request fails with a 4004; three failures open the breaker for 30 s."""
+    sheet_id_named(sandbox, "Project Tracker")  # looked up (and cached) while it answers
+    settings.SMARTSHEET_BREAKER_FAIL_MAX = 3
+    settings.SMARTSHEET_BREAKER_RESET_TIMEOUT = 30
+    settings.SMARTSHEET_RETRY_MAX_TRIES = 1
+    sandbox.configure(smartsheet={"fail_rate": 1.0, "fail_codes": [4004]})
+    return sandbox
+
+
+def test_the_breaker_opens_on_a_failure_storm_and_recovers(storm):
+    sheet_id = sheet_id_named(storm, "Project Tracker")
+    _open_the_breaker(sheet_id)
+    sent = smartsheet_stats(storm)["requests"]
 
     with pytest.raises(
         client.SmartsheetUnavailable, match=r"too many recent failures.*try again in \d+ s"
     ):
         client.sheet_version_get(sheet_id=sheet_id)
-    assert smartsheet_stats(sandbox)["requests"] == sent  # refused without calling
+    assert smartsheet_stats(storm)["requests"] == sent  # refused without calling
 
-    sandbox.configure(smartsheet={"fail_rate": 0.0})
-    time.sleep(2.1)  # the breaker stores its opening time in whole seconds
+    storm.configure(smartsheet={"fail_rate": 0.0})
+    _as_if_seconds_passed(client.smartsheet_breaker(), 29)
+    with pytest.raises(client.SmartsheetUnavailable, match="too many recent failures"):
+        client.sheet_version_get(sheet_id=sheet_id)
+    _as_if_seconds_passed(client.smartsheet_breaker(), 1)
     assert client.sheet_version_get(sheet_id=sheet_id) >= 1
     assert client.smartsheet_breaker().current_state == "closed"
+    assert smartsheet_stats(storm)["requests"] == sent + 1
+
+
+def test_the_breaker_is_checked_before_waiting_for_a_limiter_slot(storm):
+    sheet_id = sheet_id_named(storm, "Project Tracker")
+    _open_the_breaker(sheet_id)
+    limiter = client.smartsheet_limiter()
+    used = limiter.usage()
+
+    for _ in range(5):
+        with pytest.raises(client.SmartsheetUnavailable, match="too many recent failures"):
+            client.sheet_version_get(sheet_id=sheet_id)
+    assert limiter.usage() == used  # refused calls took no share of the budget
+
+
+def test_a_run_against_a_wrong_base_or_token_leaves_the_apps_breaker_closed(storm, settings):
+    sheet_id = sheet_id_named(storm, "Project Tracker")
+    app_base, app_token = settings.SMARTSHEET_API_BASE, settings.SMARTSHEET_ACCESS_TOKEN
+
+    settings.SMARTSHEET_API_BASE = "http://127.0.0.1:9/2.0"  # nobody listens on port 9
+    with pytest.raises(
+        client.SmartsheetUnavailable,
+        match=r"could not connect to http://127\.0\.0\.1:9/2\.0 \(connection refused\)",
+    ):
+        client.sheet_version_get(sheet_id=sheet_id)
+    _open_the_breaker(sheet_id, failures=2)
+    assert client.smartsheet_breaker().current_state == "open"
+
+    settings.SMARTSHEET_API_BASE = app_base
+    settings.SMARTSHEET_ACCESS_TOKEN = "sandbox-token-2"  # another account, failing too
+    _open_the_breaker(sheet_id)
+    assert client.smartsheet_breaker().current_state == "open"
+
+    settings.SMARTSHEET_ACCESS_TOKEN = app_token
+    storm.configure(smartsheet={"fail_rate": 0.0})
+    assert client.smartsheet_breaker().current_state == "closed"
+    assert client.sheet_version_get(sheet_id=sheet_id) >= 1
 
 
 def test_transient_failures_are_retried_out_of_sight(sandbox, settings):
@@ -82,13 +140,31 @@ def test_transient_failures_are_retried_out_of_sight(sandbox, settings):
     assert smartsheet_stats(sandbox)["injected_failures"] > 0
 
 
-def test_a_rate_limited_answer_is_retried_after_a_pause(sandbox, settings):
+def test_a_rate_limited_answer_is_retried_after_a_pause(sandbox, settings, monkeypatch):
     sheet_id = sheet_id_named(sandbox, "Project Tracker")
     settings.SMARTSHEET_RATE_LIMIT_PAUSE = 0.2
     settings.SMARTSHEET_RETRY_MAX_TRIES = 4
+    settings.SMARTSHEET_RETRY_FACTOR = 0.001  # the limiter's pause, not backoff, must do the wait
+    waits: list[float] = []
+    real_sleep = time.sleep
+
+    def recorded_sleep(seconds: float) -> None:
+        waits.append(seconds)
+        real_sleep(seconds)
+
+    monkeypatch.setattr("core.ratelimit.time.sleep", recorded_sleep)
     sandbox.configure(smartsheet={"fail_rate": 0.5, "fail_codes": [4003]})
+    # The id lookup above may have cost a request of its own (it is cached per session).
+    before = smartsheet_stats(sandbox)["requests"]
     for _ in range(4):
         client.sheet_version_get(sheet_id=sheet_id)
+
+    stats = smartsheet_stats(sandbox)
+    refused = stats["injected_failures"]
+    assert refused >= 1, "the seeded sandbox should have refused some requests"
+    assert stats["requests"] - before == 4 + refused  # each refusal retried once, all four answered
+    # Each retry waited at the shared limiter for the pause the 429 set (every process would).
+    assert len([w for w in waits if 0.1 < w <= 0.2]) == refused
     assert client.smartsheet_breaker().current_state == "closed"  # 429s are not failures
 
 
@@ -97,10 +173,11 @@ def test_the_request_timeout_fires_against_a_slow_smartsheet(sandbox, settings):
     settings.SMARTSHEET_TIMEOUT = 0.3
     settings.SMARTSHEET_RETRY_MAX_TRIES = 1
     sandbox.configure(smartsheet={"latency_ms": 1500})
-    began = time.monotonic()
-    with pytest.raises(client.SmartsheetUnavailable, match="Timeout"):
+    with pytest.raises(
+        client.SmartsheetUnavailable,
+        match=r"no answer from http://127\.0\.0\.1:\d+/2\.0 within 0\.3 s",
+    ):
         client.sheet_version_get(sheet_id=sheet_id)
-    assert time.monotonic() - began < 1.0
 
 
 def test_bulk_writes_go_500_rows_at_a_time_and_refused_rows_come_back_one_by_one(sandbox):
@@ -140,3 +217,27 @@ def test_our_writes_carry_the_change_agent_and_a_second_writer_waits(sandbox, se
         assert time.monotonic() - began >= 0.9
     assert client.smartsheet_client()._change_agent == django_settings.SMARTSHEET_CHANGE_AGENT
     assert client.rows_delete(sheet_id=sheet_id, row_ids=[1]) == []
+
+
+def test_with_redis_down_calls_fail_with_smartsheet_unavailable_and_recover_when_it_returns(
+    sandbox, private_redis
+):
+    sheet_id = sheet_id_named(sandbox, "Project Tracker")
+    breaker = client.smartsheet_breaker()
+    assert client.sheet_version_get(sheet_id=sheet_id) >= 1
+    sent = smartsheet_stats(sandbox)["requests"]
+
+    private_redis.stop()
+    with pytest.raises(client.SmartsheetUnavailable, match="Redis"):
+        client.sheet_version_get(sheet_id=sheet_id)
+    with pytest.raises(client.SmartsheetUnavailable, match="Redis"):
+        client.rows_delete(sheet_id=sheet_id, row_ids=[1])
+    # Fail closed: with the shared budget out of reach, nothing uncounted is sent.
+    assert smartsheet_stats(sandbox)["requests"] == sent
+    assert client.smartsheet_breaker() is breaker
+
+    private_redis.start()  # empty, as after a restart without persistence
+    assert client.sheet_version_get(sheet_id=sheet_id) >= 1
+    assert client.rows_delete(sheet_id=sheet_id, row_ids=[1]) == []
+    assert client.smartsheet_limiter().usage() == 2  # counted in the new Redis again
+    assert not breaker._state_storage.degraded

@@ -1,167 +1,331 @@
+"""The webhook receiver: challenges, signed callbacks, replays, malformed input, refusals."""
+
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+from datetime import timedelta
 
 import pytest
 import smartsheet
+from django.conf import settings as django_settings
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from core.ratelimit import redis_client
 from sheets import sync
 from sheets.events import sheet_group
-from sheets.models import Column, Row, Sheet, WebhookRejection
+from sheets.models import Column, Row, Sheet, WebhookNonce, WebhookRejection
 from tests.conftest import run_in_thread, wait_until
-from tests.sheets.conftest import other_user_client
-
-URL = "/webhooks/smartsheet/"
-SECRET = "the-shared-secret"
-
-
-@pytest.fixture
-def hooked(db) -> Sheet:
-    return Sheet.objects.create(
-        id=1001,
-        name="Hooked",
-        webhook_id=555,
-        webhook_status="ENABLED",
-        webhook_shared_secret=SECRET,
-    )
+from tests.sheets.conftest import (
+    WEBHOOK_URL,
+    callback_body,
+    other_user_client,
+    post_callback,
+    sign,
+)
 
 
-@pytest.fixture
-def enqueued(monkeypatch) -> list:
-    """Sync tasks the receiver scheduled (recorded instead of sent to the broker)."""
-    from sheets.tasks import sheet_sync_task
-
-    calls: list = []
-    monkeypatch.setattr(sheet_sync_task, "apply_async", lambda args, **kw: calls.append(args))
-    return calls
+def _challenge(client, value: str = "abc-123", webhook_id: int = 555, body: dict | None = None):
+    body = {"challenge": value, "webhookId": webhook_id} if body is None else body
+    return post_callback(client, json.dumps(body).encode(), **{"Smartsheet-Hook-Challenge": value})
 
 
-def _event(nonce: str = "n-1", webhook_id: int = 555, **extra) -> bytes:
-    payload = {
-        "nonce": nonce,
-        "timestamp": "2025-01-01T00:00:00.000+00:00",
-        "webhookId": webhook_id,
-        "scope": "sheet",
-        "scopeObjectId": 1001,
-        "events": [{"objectType": "cell", "eventType": "updated", "rowId": 1, "columnId": 2}],
-        **extra,
-    }
-    return json.dumps(payload).encode()
+def _forget_sample_periods() -> None:
+    """As if WEBHOOK_REJECTION_SAMPLE_SECONDS had passed: the next refusal of a kind is stored."""
+    redis = redis_client()
+    pattern = f"{django_settings.REDIS_PREFIX}:sheets:webhook-refused:gate:*"
+    gates = list(redis.scan_iter(match=pattern))
+    if gates:
+        redis.delete(*gates)
 
 
-def _sign(body: bytes, secret: str = SECRET) -> str:
-    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def _post(client, body: bytes, signature: str | None = None, **headers):
-    if signature:
-        headers["Smartsheet-Hmac-SHA256"] = signature
-    return client.post(URL, data=body, content_type="application/json", headers=headers)
+# --- Challenges -------------------------------------------------------------------------------
 
 
 def test_it_answers_the_challenge_in_header_and_body(client, hooked, enqueued):
-    body = json.dumps({"challenge": "abc-123", "webhookId": 555}).encode()
-    response = _post(client, body, **{"Smartsheet-Hook-Challenge": "abc-123"})
+    response = _challenge(client, "abc-123")
     assert response.status_code == 200
     assert response["Smartsheet-Hook-Response"] == "abc-123"
     assert response.json() == {"smartsheetHookResponse": "abc-123"}
     assert enqueued == []
 
 
+@pytest.mark.parametrize(
+    "status", ["NEW_NOT_VERIFIED", "DISABLED_CALLBACK_FAILED", "DISABLED_VERIFICATION_FAILED"]
+)
+def test_it_answers_the_challenge_of_a_webhook_its_owner_is_enabling(client, hooked, status):
+    Sheet.objects.filter(pk=1001).update(webhook_status=status)
+    assert _challenge(client)["Smartsheet-Hook-Response"] == "abc-123"
+
+
+@pytest.mark.parametrize("status", ["DISABLED_APP_REVOKED", "DISABLED_ADMINISTRATIVE"])
+def test_it_does_not_answer_a_challenge_for_a_webhook_that_cannot_be_enabled(
+    client, hooked, status
+):
+    Sheet.objects.filter(pk=1001).update(webhook_status=status)
+    response = _challenge(client)
+    assert response.status_code == 403
+    assert "Smartsheet-Hook-Response" not in response
+    assert "smartsheetHookResponse" not in response.json()
+    assert WebhookRejection.objects.get().reason == "challenge_refused"
+
+
+def test_it_does_not_answer_a_challenge_for_a_webhook_whose_secret_it_lost(client, hooked):
+    Sheet.objects.filter(pk=1001).update(webhook_shared_secret="")
+    response = _challenge(client)
+    assert response.status_code == 403
+    assert "Smartsheet-Hook-Response" not in response
+
+
+def test_a_challenge_inside_an_event_callback_is_not_echoed(client, hooked, enqueued):
+    body = callback_body(challenge="echo-me")
+    response = post_callback(client, body, sign(body))
+    assert response.status_code == 200
+    assert "Smartsheet-Hook-Response" not in response
+    assert "echo-me" not in response.content.decode()
+    assert enqueued == [(1001,)]  # an ordinary callback: a sync, nothing echoed
+
+
+def test_a_challenge_without_the_challenge_header_is_not_answered(client, hooked, enqueued):
+    body = json.dumps({"challenge": "abc-123", "webhookId": 555}).encode()
+    response = post_callback(client, body)
+    assert response.status_code == 400
+    assert "abc-123" not in response.content.decode()
+    assert "Smartsheet-Hook-Response" not in response
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"challenge": "abc-123", "webhookId": 555, "nonce": "n", "events": []},
+        {"challenge": "something-else", "webhookId": 555},
+        {"webhookId": 555},
+    ],
+    ids=["event-fields-too", "body-differs-from-header", "no-challenge-in-body"],
+)
+def test_a_challenge_header_on_anything_but_a_verification_request_is_refused(client, hooked, body):
+    response = _challenge(client, "abc-123", body=body)
+    assert response.status_code == 400
+    assert "Smartsheet-Hook-Response" not in response
+    assert "error" in response.json()
+
+
+def test_a_challenge_that_cannot_be_a_header_value_is_refused(client, hooked):
+    response = _challenge(client, "two words")
+    assert response.status_code == 400
+    assert "Smartsheet-Hook-Response" not in response
+
+
+# --- Signed callbacks -------------------------------------------------------------------------
+
+
 def test_a_signed_burst_of_events_schedules_one_sync(client, hooked, enqueued):
     for nonce in ("n-1", "n-2", "n-3"):
-        body = _event(nonce)
-        assert _post(client, body, _sign(body)).status_code == 200
+        body = callback_body(nonce)
+        assert post_callback(client, body, sign(body)).status_code == 200
     assert enqueued == [(1001,)]
+    assert Sheet.objects.get(pk=1001).sync_requested_at is None  # the queue took it
 
 
 def test_the_signature_is_compared_case_insensitively(client, hooked, enqueued):
-    body = _event()
-    assert _post(client, body, _sign(body).upper()).status_code == 200
+    body = callback_body()
+    assert post_callback(client, body, sign(body).upper()).status_code == 200
     assert enqueued == [(1001,)]
 
 
-def test_it_refuses_a_forged_signature_and_records_it(client, hooked, enqueued):
-    body = _event()
-    response = _post(client, body, _sign(body, secret="a-guess"))
-    assert response.status_code == 403
-    assert _post(client, body).status_code == 403  # unsigned
-    assert enqueued == []
-    assert list(WebhookRejection.objects.values_list("reason", "webhook_id")) == [
-        ("bad_signature", 555),
-        ("bad_signature", 555),
-    ]
-
-
-def test_it_refuses_an_unknown_webhook_and_records_it(client, hooked, enqueued):
-    body = _event(webhook_id=999)
-    assert _post(client, body, _sign(body)).status_code == 403
-    challenge = json.dumps({"challenge": "x", "webhookId": 999}).encode()
-    assert _post(client, challenge).status_code == 403
-    assert enqueued == []
-    assert WebhookRejection.objects.filter(reason="unknown_webhook", webhook_id=999).count() == 2
-
-
-def test_a_flood_of_forged_callbacks_keeps_only_the_newest_records(
-    client, hooked, enqueued, settings
-):
-    settings.WEBHOOK_REJECTIONS_KEPT = 3
-    for n in range(7):
-        body = _event(nonce=f"forged-{n}")
-        assert _post(client, body, _sign(body, secret="a-guess")).status_code == 403
-    kept = [
-        json.loads(e)["nonce"]
-        for e in WebhookRejection.objects.values_list("body_excerpt", flat=True).order_by("pk")
-    ]
-    assert kept == ["forged-4", "forged-5", "forged-6"]
-
-
 def test_it_ignores_a_replayed_callback(client, hooked, enqueued):
-    body = _event("same-nonce")
-    assert _post(client, body, _sign(body)).status_code == 200
+    body = callback_body("same-nonce")
+    assert post_callback(client, body, sign(body)).status_code == 200
     sync.sheet_sync_pending_clear(sheet_id=1001)  # the first sync has started
-    response = _post(client, body, _sign(body))
+    response = post_callback(client, body, sign(body))
     assert response.status_code == 200
     assert response.json() == {"status": "replay ignored"}
     assert enqueued == [(1001,)]
 
 
-@pytest.mark.parametrize(
-    "body",
-    [b"{not json", b"[1, 2]", b'{"nonce": "x"}', b'{"webhookId": "555"}', _event(events="all")],
-    ids=["not-json", "not-an-object", "no-webhook-id", "string-webhook-id", "events-not-a-list"],
-)
-def test_malformed_bodies_get_400_and_change_nothing(client, hooked, enqueued, body):
-    response = _post(client, body, _sign(body))
+def test_a_callback_without_a_nonce_is_refused(client, hooked, enqueued):
+    body = callback_body(nonce=None)
+    response = post_callback(client, body, sign(body))
     assert response.status_code == 400
-    assert "error" in response.json()
+    assert "nonce" in response.json()["error"]
     assert enqueued == []
-    assert not WebhookRejection.objects.exists()
 
 
-def test_oversized_bodies_get_413_and_change_nothing(client, hooked, enqueued, settings):
-    settings.WEBHOOK_MAX_BODY_BYTES = 2000
-    body = _event(padding="x" * 3000)
-    assert _post(client, body, _sign(body)).status_code == 413
-    assert enqueued == []
-    assert not WebhookRejection.objects.exists()
-    assert Sheet.objects.get(pk=1001).webhook_status == "ENABLED"
+def test_nonces_are_forgotten_after_their_time(client, hooked, enqueued, settings):
+    old = WebhookNonce.objects.create(webhook_id=555, nonce="old")
+    WebhookNonce.objects.filter(pk=old.pk).update(received_at=old.received_at - timedelta(days=8))
+    settings.WEBHOOK_NONCE_TTL = 7 * 24 * 3600
+    body = callback_body("new")
+    assert post_callback(client, body, sign(body)).status_code == 200
+    assert list(WebhookNonce.objects.values_list("nonce", flat=True)) == ["new"]
 
 
 def test_a_status_callback_records_the_new_status(client, hooked, enqueued):
     body = json.dumps(
         {"nonce": "s-1", "webhookId": 555, "newWebhookStatus": "DISABLED_SCOPE_INACCESSIBLE"}
     ).encode()
-    assert _post(client, body, _sign(body)).status_code == 200
+    assert post_callback(client, body, sign(body)).status_code == 200
     assert Sheet.objects.get(pk=1001).webhook_status == "DISABLED_SCOPE_INACCESSIBLE"
     assert enqueued == []
 
 
+def test_a_status_callback_that_also_carries_events_is_noted_and_synced(client, hooked, enqueued):
+    body = callback_body(newWebhookStatus="ENABLED")
+    Sheet.objects.filter(pk=1001).update(webhook_status="DISABLED_SCOPE_INACCESSIBLE")
+    assert post_callback(client, body, sign(body)).json() == {"status": "sync scheduled"}
+    assert Sheet.objects.get(pk=1001).webhook_status == "ENABLED"
+    assert enqueued == [(1001,)]
+
+
+# --- Refusals ---------------------------------------------------------------------------------
+
+
+def test_it_refuses_a_forged_signature_and_records_a_sample(client, hooked, enqueued):
+    body = callback_body()
+    assert post_callback(client, body, sign(body, secret="a-guess")).status_code == 403
+    assert post_callback(client, body).status_code == 403  # unsigned
+    assert enqueued == []
+    record = WebhookRejection.objects.get()  # one per kind and sample period
+    assert (record.reason, record.webhook_id, record.count) == ("bad_signature", 555, 1)
+    _forget_sample_periods()
+    assert post_callback(client, body).status_code == 403
+    latest = WebhookRejection.objects.order_by("-pk").first()
+    assert latest.count == 2  # the unsigned one above, not stored, and this one
+
+
+def test_it_refuses_an_unknown_webhook_and_records_it(client, hooked, enqueued):
+    body = callback_body(webhook_id=999)
+    assert post_callback(client, body, sign(body)).status_code == 403
+    response = _challenge(client, webhook_id=999)
+    assert response.status_code == 403
+    assert "Smartsheet-Hook-Response" not in response
+    assert enqueued == []
+    assert list(WebhookRejection.objects.values_list("reason", "webhook_id")) == [
+        ("unknown_webhook", 999)
+    ]
+
+
+def test_a_flood_of_forged_callbacks_costs_no_database_writes_and_hides_no_genuine_refusal(
+    client, hooked, enqueued
+):
+    with CaptureQueriesContext(connection) as queries:
+        for n in range(200):
+            body = callback_body(nonce=f"forged-{n}", webhook_id=10_000 + n)
+            assert post_callback(client, body, sign(body, secret="a-guess")).status_code == 403
+    writes = [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")]
+    assert len(writes) <= 2  # the one sample stored (and the prune of old ones)
+
+    # Our own webhook's callback signed with a secret we no longer have (it was reset):
+    genuine = callback_body(nonce="after-reset")
+    assert post_callback(client, genuine, sign(genuine, secret="the-new-secret")).status_code == 403
+    assert WebhookRejection.objects.filter(reason="bad_signature", webhook_id=555).exists()
+
+    _forget_sample_periods()
+    body = callback_body(nonce="forged-last", webhook_id=99_999)
+    post_callback(client, body, sign(body, secret="a-guess"))
+    assert WebhookRejection.objects.filter(reason="unknown_webhook").count() == 2
+    assert WebhookRejection.objects.filter(webhook_id=99_999).get().count == 200
+
+
+def test_the_admin_shows_how_many_callbacks_ended_each_way(client, hooked, enqueued, staff):
+    for n in range(3):
+        body = callback_body(nonce=f"forged-{n}")
+        post_callback(client, body, sign(body, secret="a-guess"))
+    body = callback_body(nonce="fine")
+    post_callback(client, body, sign(body))
+    client.force_login(staff)
+    page = client.get("/admin/sheets/webhookrejection/").content.decode()
+    counts = page[page.index('id="webhook-callback-counts"') :]
+    assert '<th scope="row">bad_signature</th><td>3</td>' in counts
+    assert '<th scope="row">accepted</th><td>1</td>' in counts
+    assert "fine" in client.get("/admin/sheets/webhooknonce/").content.decode()
+
+
+def test_old_refusal_records_are_dropped(client, hooked, settings):
+    settings.WEBHOOK_REJECTION_DAYS = 30
+    old = WebhookRejection.objects.create(reason="bad_signature", webhook_id=555)
+    WebhookRejection.objects.filter(pk=old.pk).update(
+        received_at=old.received_at - timedelta(days=31)
+    )
+    body = callback_body(webhook_id=999)
+    post_callback(client, body, sign(body))
+    assert list(WebhookRejection.objects.values_list("webhook_id", flat=True)) == [999]
+
+
+# --- Malformed input --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'{"nonce": "x"}',
+        b'{"webhookId": "555"}',
+        callback_body(events="all"),
+        callback_body(events=[1, 2]),
+        json.dumps({"nonce": "x", "webhookId": 555}).encode(),
+        callback_body(webhook_id=2**63),  # past PostgreSQL's bigint
+        callback_body(webhook_id=2**64),
+        callback_body(webhook_id=10**30),
+        callback_body(webhook_id=0),
+        callback_body(webhook_id=-5),
+        callback_body(nonce="x" * 101),
+        callback_body(nonce="nul\u0000byte"),
+        callback_body(nonce=""),
+        callback_body(nonce=17),
+        b'{"webhookId": 555, "nonce": "n", "events": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"webhookId": 555, "nonce": "n", "events": [], "x": NaN}',
+        b'{"webhookId": 555, "nonce": "\xff", "events": []}',
+        b'{"webhookId": 555, "nonce": "\\ud800", "events": []}',
+        json.dumps({"nonce": "s", "webhookId": 555, "newWebhookStatus": "bad\nstatus"}).encode(),
+    ],
+    ids=[
+        "not-json",
+        "not-an-object",
+        "no-webhook-id",
+        "string-webhook-id",
+        "events-not-a-list",
+        "events-not-objects",
+        "neither-events-nor-status",
+        "webhook-id-past-bigint",
+        "webhook-id-past-64-bits",
+        "webhook-id-a-float",
+        "webhook-id-zero",
+        "webhook-id-negative",
+        "nonce-too-long",
+        "nonce-with-nul",
+        "nonce-empty",
+        "nonce-a-number",
+        "nested-100000-deep",
+        "nan",
+        "invalid-utf-8",
+        "lone-surrogate",
+        "status-with-newline",
+    ],
+)
+def test_malformed_bodies_get_400_and_change_nothing(client, hooked, enqueued, body):
+    response = post_callback(client, body, sign(body))
+    assert response.status_code == 400
+    assert 0 < len(response.json()["error"]) < 200
+    assert enqueued == []
+    assert not WebhookRejection.objects.exists()
+    assert not WebhookNonce.objects.exists()
+    assert Sheet.objects.get(pk=1001).webhook_status == "ENABLED"
+
+
+def test_oversized_bodies_get_413_and_change_nothing(client, hooked, enqueued, settings):
+    settings.WEBHOOK_MAX_BODY_BYTES = 2000
+    body = callback_body(padding="x" * 3000)
+    assert post_callback(client, body, sign(body)).status_code == 413
+    assert enqueued == []
+    assert not WebhookRejection.objects.exists()
+    assert Sheet.objects.get(pk=1001).webhook_status == "ENABLED"
+
+
 def test_it_only_accepts_post(client, hooked):
-    assert client.get(URL).status_code == 405
+    assert client.get(WEBHOOK_URL).status_code == 405
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,0 +1,170 @@
+"""The shared limiters and the breaker of each deployment, and settling a request's charge.
+
+Both belong to one endpoint and deployment: a command run against a wrong endpoint trips its own
+breaker, never the one the running app uses, and two resources' quotas never mix.
+
+- limiters (Redis): requests per short window (Azure enforces RPM per 10 s) and tokens per
+  minute, each request charged its prompt + max_tokens before it is sent, corrected once its
+  usage is known. A 429's retry-after pauses the deployment for every process.
+- breaker (Redis state): counts outages only (5xx, timeouts, connection errors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Mapping
+
+import openai
+import pybreaker
+import redis
+from django.conf import settings
+
+from ai.config import Deployment
+from ai.errors import ThrottledError
+from core.breakers import redis_breaker
+from core.ratelimit import Reservation, SlidingWindowLimiter
+
+logger = logging.getLogger(__name__)
+
+_WINDOW_MARGIN = 1.05
+
+
+def _endpoint_key() -> str:
+    endpoint = settings.AZURE_OPENAI_ENDPOINT.rstrip("/").lower()
+    return hashlib.sha256(endpoint.encode()).hexdigest()[:12]
+
+
+def deployment_limiters(
+    deployment: Deployment,
+) -> tuple[SlidingWindowLimiter, SlidingWindowLimiter]:
+    """(requests per short window, tokens per minute) for the deployment, shared via Redis."""
+    window = float(settings.AZURE_OPENAI_RPM_WINDOW)
+    per_window = max(1, math.ceil(deployment.rpm * window / 60))
+    name = f"azure-openai:{_endpoint_key()}:{deployment.name}"
+    # Windows a little longer than the service's: a request admitted here arrives there a few ms
+    # later, and one that travels faster than the request it follows would land in a window the
+    # service still counts as full.
+    return (
+        SlidingWindowLimiter(f"{name}:requests", per_window, window * _WINDOW_MARGIN),
+        SlidingWindowLimiter(f"{name}:tokens", deployment.tpm, 60.0 * _WINDOW_MARGIN),
+    )
+
+
+def is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APIConnectionError):  # timeouts included
+        return True
+    return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
+
+
+def deployment_breaker(deployment: Deployment) -> pybreaker.CircuitBreaker:
+    # Only outages count: a 429 means the service is up and busy, a 4xx is about the request.
+    return redis_breaker(
+        f"azure-openai:{_endpoint_key()}:{deployment.name}",
+        fail_max=int(settings.AZURE_OPENAI_BREAKER_FAIL_MAX),
+        reset_timeout=float(settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT),
+        exclude=[lambda exc: not is_outage(exc)],
+    )
+
+
+def quota_acquire(
+    *, deployment: Deployment, cost: int, deadline: float, max_wait: float
+) -> tuple[Reservation, Reservation]:
+    """A request slot and `cost` tokens, waiting (not past the deadline) for both at once.
+
+    Holding one while waiting for the other would starve other processes, so a slot that was
+    granted alone is given back.
+    """
+    requests_limiter, tokens_limiter = deployment_limiters(deployment)
+    while True:
+        request, wait = requests_limiter.try_acquire(1)
+        if request is not None:
+            tokens, wait = tokens_limiter.try_acquire(cost)
+            if tokens is not None:
+                return request, tokens
+            request.adjust(0)
+        if time.monotonic() + wait > deadline:
+            raise ThrottledError(
+                f"Azure OpenAI deployment {deployment.name!r} is at its quota: the next free slot "
+                f"is in {wait:.1f}s, later than this call waits ({max_wait:g}s). Try again later.",
+                deployment=deployment.name,
+                retry_after=wait,
+            )
+        time.sleep(wait)
+
+
+def corrected_charge(
+    *,
+    charged: int,
+    reported_prompt: int | None,
+    max_tokens: int,
+    our_used: int,
+    service_used: int | None,
+) -> int:
+    """What a request should weigh in our token window once its response is in.
+
+    Azure's TPM counter keeps the estimate it charged on arrival (prompt + max_tokens), so the
+    prompt part is corrected from the reported usage and max_tokens stays. When the service's
+    headers show it has counted more than we have (another client on the same quota, an estimate
+    of ours that ran low), the difference is added so we slow down with it.
+    """
+    cost = charged if reported_prompt is None else reported_prompt + max_tokens
+    if service_used is not None:
+        # our_used still holds this request at `charged`.
+        drift = service_used - (our_used - charged + cost)
+        cost += max(0, drift)
+    return max(0, cost)
+
+
+def quota_settle(
+    *,
+    deployment: Deployment,
+    reservations: tuple[Reservation, Reservation],
+    headers: Mapping[str, str],
+    reported_prompt: int | None,
+    max_tokens: int,
+) -> None:
+    """Correct the charge of an answered request. The answer is in the caller's hands already,
+    so Redis going away here costs a correction, never the answer."""
+    try:
+        _settle(deployment, reservations, headers, reported_prompt, max_tokens)
+    except redis.RedisError as exc:
+        logger.warning(
+            "Redis unreachable: charge of a %s call not corrected (%s)", deployment.name, exc
+        )
+
+
+def _settle(
+    deployment: Deployment,
+    reservations: tuple[Reservation, Reservation],
+    headers: Mapping[str, str],
+    reported_prompt: int | None,
+    max_tokens: int,
+) -> None:
+    requests_limiter, tokens_limiter = deployment_limiters(deployment)
+    tokens = reservations[1]
+    service_used = None
+    with contextlib.suppress(KeyError, ValueError):
+        service_used = int(headers["x-ratelimit-limit-tokens"]) - int(
+            headers["x-ratelimit-remaining-tokens"]
+        )
+    cost = corrected_charge(
+        charged=tokens.cost,
+        reported_prompt=reported_prompt,
+        max_tokens=max_tokens,
+        our_used=tokens_limiter.usage() if service_used is not None else 0,
+        service_used=service_used,
+    )
+    cost = min(cost, tokens_limiter.limit)
+    if cost != tokens.cost:
+        tokens.adjust(cost)
+    # Fewer requests left in the service's window than in ours: someone else shares the quota.
+    # Take the difference out of our window too, rather than collect 429s.
+    with contextlib.suppress(KeyError, ValueError):
+        service_remaining = int(headers["x-ratelimit-remaining-requests"])
+        gap = requests_limiter.limit - requests_limiter.usage() - service_remaining
+        if gap > 0:
+            requests_limiter.try_acquire(gap)
