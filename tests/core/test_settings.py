@@ -188,3 +188,4 @@ def test_manage_py_without_any_configuration_refuses_and_says_what_to_set():
     assert result.returncode != 0
     for name in ("SECRET_KEY", "SMARTSHEET_ACCESS_TOKEN", "AZURE_OPENAI_API_KEY", "SANDBOX=true"):
         assert name in result.stderr
+    assert "Traceback" not in result.stderr
