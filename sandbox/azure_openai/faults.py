@@ -67,11 +67,11 @@ async def scripted_answer(
     """
     faults = service.state.faults
     fault = faults.take(SERVICE, ROUTE, deployment=deployment) if faults.pending else None
-    request.state.fault = fault
-    if fault is None or fault.kind == "stream_cut":
+    if fault is None:
         return None
+    request.state.fault = fault
     kind = fault.kind
-    if kind == "content_filter" and fault.on == "completion":
+    if kind == "stream_cut" or (kind == "content_filter" and fault.on == "completion"):
         return None
     if kind == "429":
         seconds = cfg["retry_after_ms"] / 1000 if fault.retry_after is None else fault.retry_after

@@ -265,12 +265,12 @@ class SmartsheetService:
         cost: int,
         config: dict[str, Any],
     ) -> Response:
-        """The request after auth and rate limit: latency, injected faults, then the handler."""
+        """After auth and rate limit: latency, scripted or random faults, then the handler."""
         # Scripted faults are drawn before the first await, so in the order requests arrived.
-        faults = self.state.faults
+        scripted = self.state.faults
         fault = None
-        if faults.pending:
-            fault = faults.take(SERVICE, route, sheet=sheet_of(route, request))
+        if scripted.pending:
+            fault = scripted.take(SERVICE, route, sheet=sheet_of(route, request))
         if config["latency_ms"]:
             await asyncio.sleep(config["latency_ms"] / 1000)
         if fault is not None and fault.kind != "stream_cut":

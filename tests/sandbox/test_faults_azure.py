@@ -122,3 +122,10 @@ def test_a_malformed_request_is_answered_as_azure_does_and_consumes_no_fault(san
     assert post(sandbox, {"messages": []}).status_code == 400
     assert sandbox.faults()[0]["remaining"] == 1
     assert post(sandbox, {"messages": ask("hi")}).status_code == 500
+
+
+def test_a_request_inside_an_armed_429s_retry_window_is_counted(sandbox):
+    sandbox.fault("openai", 429, retry_after=30)
+    assert post(sandbox, {"messages": ask("hi")}).status_code == 429
+    assert post(sandbox, {"messages": ask("hi")}).status_code == 200  # came back too early
+    assert counters(sandbox)["requests_inside_retry_window.gpt-4o-mini"] == 1
