@@ -312,9 +312,16 @@ WEBHOOK_NONCE_TTL = env.int("WEBHOOK_NONCE_TTL", default=7 * 24 * 3600)
 # Redis), records dropped after so many days.
 WEBHOOK_REJECTION_SAMPLE_SECONDS = env.int("WEBHOOK_REJECTION_SAMPLE_SECONDS", default=60)
 WEBHOOK_REJECTION_DAYS = env.int("WEBHOOK_REJECTION_DAYS", default=30)
+# Syncs whose worker died are looked for this often (a cheap check, no Smartsheet call), so one
+# is taken up within SHEETS_SYNC_LOCK_TTL + SHEETS_RESUME_INTERVAL seconds.
+SHEETS_RESUME_INTERVAL = env.int("SHEETS_RESUME_INTERVAL", default=20)
 CELERY_BEAT_SCHEDULE["sheets-poll"] = {
     "task": "sheets.tasks.sheets_poll",
     "schedule": float(SHEETS_POLL_INTERVAL),
+}
+CELERY_BEAT_SCHEDULE["sheets-resume"] = {
+    "task": "sheets.tasks.syncs_resume",
+    "schedule": float(SHEETS_RESUME_INTERVAL),
 }
 
 # --- Azure OpenAI client (ai/) ----------------------------------------------------------------

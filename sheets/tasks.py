@@ -43,3 +43,12 @@ def sheets_poll() -> str:
         f"{len(done.requested)} syncs requested, {len(done.resumed)} interrupted syncs resumed, "
         f"{len(done.webhooks_repaired)} webhooks repaired"
     )
+
+
+@shared_task(soft_time_limit=60, time_limit=90)
+def syncs_resume() -> str:
+    try:
+        resumed = poll.syncs_resume()
+    except SmartsheetUnavailable:  # Redis down: logged where it happened; beat tries again
+        return "skipped: try again next round"
+    return f"{len(resumed)} interrupted syncs resumed"
