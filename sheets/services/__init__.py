@@ -14,11 +14,19 @@ from sheets.services.cells import (
     pending_edits_apply,
     sheet_for_edit,
 )
+from sheets.services.paste import cells_paste
+from sheets.services.rows import row_add, rows_delete
+from sheets.services.undo import edit_undo, last_edit_undo
 
 __all__ = [
     "CellResult",
     "PasteResult",
     "cell_update",
+    "cells_paste",
+    "edit_undo",
+    "last_edit_undo",
     "pending_edits_apply",
+    "row_add",
+    "rows_delete",
     "sheet_for_edit",
 ]

@@ -73,6 +73,7 @@ class PasteResult:
     refused: list[tuple[int, int, str]] = field(default_factory=list)
     pending: list[tuple[int, int]] = field(default_factory=list)
     unchanged: list[tuple[int, int]] = field(default_factory=list)
+    message: str = ""  # why some cells wait, when Smartsheet is away
 
     def summary(self) -> str:
         parts = [f"{len(self.written)} cell(s) written"]
@@ -173,7 +174,7 @@ def cell_payload(column: Column, value: Any) -> dict[str, Any]:
     return cell
 
 
-def _stored(value: Any) -> tuple[Any, str]:
+def stored_value(value: Any) -> tuple[Any, str]:
     """(JSON value, formula text) for the journal."""
     if isinstance(value, Formula):
         return None, value.text
@@ -184,17 +185,22 @@ def _wanted(edit: CellEdit) -> Any:
     return Formula(edit.new_formula) if edit.new_formula else edit.new_value
 
 
-def _remote_cells(row: dict[str, Any]) -> dict[int, dict[str, Any]]:
+def remote_cells(row: dict[str, Any]) -> dict[int, dict[str, Any]]:
     return {int(c["columnId"]): mirror_cell(c) for c in row.get("cells") or ()}
 
 
-def _sdk_row_dict(row) -> dict[str, Any]:
+def sdk_row_dict(row) -> dict[str, Any]:
     """An SDK Row from a write answer in the API's JSON shape (cells and modifiedAt only)."""
     return {
         "id": int(row.id),
         "modifiedAt": row.modified_at,
         "cells": [cell.to_dict() for cell in row.cells or ()],
     }
+
+
+def sdk_row_cells(row) -> dict[str, dict[str, Any]]:
+    """The mirror's `cells` for an SDK Row from a write answer."""
+    return {str(pk): cell for pk, cell in remote_cells(sdk_row_dict(row)).items() if cell}
 
 
 def mirror_row_store(*, sheet_id: int, row: dict[str, Any]) -> bool:
@@ -206,7 +212,7 @@ def mirror_row_store(*, sheet_id: int, row: dict[str, Any]) -> bool:
     if mirrored is None:
         return False
     cells = dict(mirrored.cells)
-    for column_id, cell in _remote_cells(row).items():
+    for column_id, cell in remote_cells(row).items():
         if cell:
             cells[str(column_id)] = cell
         else:
@@ -244,7 +250,7 @@ def _who(row: dict[str, Any]) -> tuple[str, datetime | None]:
     return name, parse_datetime(at.replace("Z", "+00:00")) if isinstance(at, str) else None
 
 
-def _refusal(code: int | None, message: str) -> str:
+def refusal_message(code: int | None, message: str) -> str:
     logger.info("Smartsheet refused a cell write: %s %s", code, message)
     return _REFUSALS.get(code or 0, "Smartsheet refused this change; check the value and retry.")
 
@@ -273,7 +279,7 @@ def cell_update(
         value = cell_value_parse(column=column, text=text)
     except CellInvalid as exc:
         return CellResult(status="invalid", edit=None, message=exc.message)
-    new_value, new_formula = _stored(value)
+    new_value, new_formula = stored_value(value)
     edit = CellEdit(
         user=user,
         sheet=sheet,
@@ -336,16 +342,18 @@ def _edit_apply_locked(edit: CellEdit, column: Column) -> CellResult:
     except ApiError as exc:
         result = exc.error.result
         return _edit_refused(edit, result.code, result.message, status="conflict")
-    theirs = _remote_cells(remote).get(column.id, {})
+    theirs = remote_cells(remote).get(column.id, {})
     if cell_holds(theirs, wanted):
         # Already there (a retried request, or someone typed the same): nothing to write.
         with transaction.atomic():
             if mirror_row_store(sheet_id=edit.sheet_id, row=remote):
                 announce_rows(sheet_id=edit.sheet_id, changed=[edit.row_id])
-            if edit.pk is not None:  # a pending edit someone else's write already satisfied
+            # A pending edit someone else's write already satisfied, or an undo whose cell was
+            # put back meanwhile: done, and journaled as done.
+            if edit.pk is not None or edit.undoes_id is not None:
                 edit.status = CellEdit.Status.APPLIED
                 edit.applied_at = timezone.now()
-                edit.save(update_fields=["status", "applied_at"])
+                edit.save()
         return CellResult(status="unchanged", edit=edit if edit.pk else None)
     if remote.get("locked"):
         return _edit_refused(edit, 1050, "locked row", status="invalid")
@@ -361,8 +369,8 @@ def _edit_apply_locked(edit: CellEdit, column: Column) -> CellResult:
     if outcome.failures:
         failure = outcome.failures[0]
         return _edit_refused(edit, failure.error_code, failure.message, status="invalid")
-    written = _sdk_row_dict(outcome.rows[0])
-    cell = _remote_cells(written).get(column.id, {})
+    written = sdk_row_dict(outcome.rows[0])
+    cell = remote_cells(written).get(column.id, {})
     edit.new_display = cell_display(cell)
     edit.status = CellEdit.Status.APPLIED
     edit.error = ""
@@ -400,7 +408,7 @@ def _edit_conflict(edit: CellEdit, remote: dict, theirs: dict) -> CellResult:
 
 
 def _edit_refused(edit: CellEdit, code: int | None, detail: str, *, status: str) -> CellResult:
-    message = _refusal(code, detail)
+    message = refusal_message(code, detail)
     edit.status = CellEdit.Status.CONFLICT if code == 1006 else CellEdit.Status.FAILED
     edit.error = f"{code}: {detail}"[:500]
     edit.save()

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import smartsheet
 
-from sheets.models import Column, Row, Sheet, SheetGrant
+from sheets.models import Column, Row, Sheet
 from tests.sheets.conftest import other_user_client
 
 
@@ -32,15 +31,3 @@ def change_in_smartsheet(sandbox, sheet: Sheet, row_id: int, column: Column, val
         sheet.pk,
         [smartsheet.models.Row({"id": row_id, "cells": [{"columnId": column.id, "value": value}]})],
     )
-
-
-@pytest.fixture
-def editor(alice, tracker):
-    SheetGrant.objects.create(sheet=tracker, user=alice, role="edit")
-    return alice
-
-
-@pytest.fixture
-def viewer(bob, tracker):
-    SheetGrant.objects.create(sheet=tracker, user=bob, role="view")
-    return bob

@@ -7,13 +7,11 @@ from sheets import services, sync
 from sheets.events import sheet_group
 from sheets.models import CellEdit, Row
 from tests.sheets.conftest import smartsheet_stats
-from tests.sheets.edit_support import (  # noqa: F401 (fixtures)
+from tests.sheets.edit_support import (
     change_in_smartsheet,
     column_named,
-    editor,
     remote_cell,
     rows_of,
-    viewer,
 )
 
 
