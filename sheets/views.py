@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+import json
 import logging
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from sheets.selectors import sheets_visible_to
+from sheets import grid
+from sheets.models import CellEdit, Column, Row, RowEdit, Sheet
+from sheets.selectors import sheet_role_for, sheets_visible_to
+from sheets.services import cell_update
 from sheets.webhooks import webhook_callback_receive
 
 logger = logging.getLogger(__name__)
@@ -48,3 +53,174 @@ def smartsheet_webhook(request: HttpRequest) -> HttpResponse:
     for name, value in answer.headers.items():
         response[name] = value
     return response
+
+
+# --- The grid -----------------------------------------------------------------------------------
+
+
+def _sheet_for(request: HttpRequest, sheet_id: int) -> tuple[Sheet, str]:
+    """The sheet and the user's role on it; 404 without a grant (its existence is private)."""
+    sheet = get_object_or_404(Sheet, pk=sheet_id)
+    role = sheet_role_for(user=request.user, sheet=sheet)
+    if role is None:
+        raise Http404("No sheet here.")
+    return sheet, role
+
+
+def _view_state(request: HttpRequest, columns: list) -> tuple:
+    """Filter and sort from the URL (so views can be shared); a bad filter is shown, not used."""
+    q = request.GET.get("q", "").strip()
+    try:
+        condition = grid.filter_parse(text=q, columns=columns)
+        problem = ""
+    except grid.FilterInvalid as error:
+        condition, problem = None, str(error)
+    sort = grid.sort_parse(text=request.GET.get("sort", ""), columns=columns)
+    return q, condition, problem, sort
+
+
+def sheet_grid(request: HttpRequest, sheet_id: int) -> HttpResponse:
+    """The grid page; with htmx and an offset, just the next rows (infinite scroll)."""
+    sheet, role = _sheet_for(request, sheet_id)
+    columns = grid.grid_columns(sheet=sheet)
+    q, condition, problem, sort = _view_state(request, columns)
+    try:
+        offset = max(0, int(request.GET.get("offset", 0)))
+        # A reconnected page asks again for every row it had loaded.
+        limit = min(max(1, int(request.GET.get("limit", grid.PAGE_SIZE))), grid.MAX_LIMIT)
+    except ValueError:
+        offset, limit = 0, grid.PAGE_SIZE
+    page = grid.rows_page(
+        sheet=sheet,
+        columns=columns,
+        editable=role == "edit",
+        condition=condition,
+        sort=sort,
+        offset=offset,
+        limit=limit,
+    )
+    context = {
+        "sheet": sheet,
+        "role": role,
+        "editable": role == "edit",
+        "columns": columns,
+        "headers": grid.grid_headers(columns=columns, sort=sort),
+        "page": page,
+        "q": q,
+        "condition": condition,
+        "filter_problem": problem,
+        "sort": sort,
+        "sort_param": sort.param if sort else "",
+    }
+    if request.htmx and "offset" in request.GET:
+        return render(request, "sheets/grid.html#rows", context)
+    return render(request, "sheets/grid.html", context)
+
+
+def _cell_context(sheet: Sheet, role: str, row_id: int, column_id: int) -> dict:
+    row = get_object_or_404(Row, sheet=sheet, pk=row_id)
+    column = get_object_or_404(Column, sheet=sheet, pk=column_id)
+    grow = grid.grid_row(
+        row=row, columns=[column], editable=role == "edit", depth=grid.row_depth(row=row)
+    )
+    grid.cells_mark_pending(sheet_id=sheet.pk, rows=[grow])
+    return {
+        "sheet": sheet,
+        "role": role,
+        "editable": role == "edit",
+        "grow": grow,
+        "cell": grow.cells[0],
+    }
+
+
+def sheet_cell(request: HttpRequest, sheet_id: int, row_id: int, column_id: int) -> HttpResponse:
+    """GET: the cell as shown, or (?edit=1) its editor. POST: save what was typed."""
+    sheet, role = _sheet_for(request, sheet_id)
+    context = _cell_context(sheet, role, row_id, column_id)
+    cell = context["cell"]
+    if request.method == "POST":
+        return _cell_save(request, context)
+    if request.GET.get("edit") and not cell.readonly:
+        context["text"] = request.GET.get("text", cell.edit_text)
+        context["expected_json"] = request.GET.get("expected", "")
+        if cell.pending:
+            context["message"] = cell.pending
+        return render(request, "sheets/grid.html#editor", context)
+    return render(request, "sheets/grid.html#cell", context)
+
+
+def _cell_save(request: HttpRequest, context: dict) -> HttpResponse:
+    """Save through `cell_update`; the answer is the cell, the editor again, or a conflict card."""
+    cell = context["cell"]
+    # A multi-select sends one value per option; the service reads them one a line.
+    text = "\n".join(request.POST.getlist("text"))
+    try:
+        expected = json.loads(request.POST.get("expected") or "null")
+    except ValueError:
+        expected = cell.value
+    result = cell_update(
+        user=request.user,
+        sheet_id=context["sheet"].pk,
+        row_id=cell.row_id,
+        column_id=cell.column.pk,
+        text=text,
+        expected=expected,
+        force=request.POST.get("force") == "1",
+    )
+    context["text"] = text
+    if result.status == "invalid":
+        context.update(message=result.message, invalid=True, expected_json=json.dumps(expected))
+        return render(request, "sheets/grid.html#editor", context)
+    if result.status == "conflict":
+        context.update(result=result, theirs_json=json.dumps(result.theirs))
+        return render(request, "sheets/grid.html#conflict", context)
+    # Applied, unchanged or pending: the cell as the mirror (and the journal) now have it.
+    fresh = _cell_context(context["sheet"], context["role"], cell.row_id, cell.column.pk)
+    if result.status == "pending" and result.message:
+        fresh["cell"].pending = result.message
+    return render(request, "sheets/grid.html#cell", fresh)
+
+
+HISTORY_PAGE = 50
+
+
+def sheet_history(request: HttpRequest, sheet_id: int) -> HttpResponse:
+    """The sheet's journal, newest first, filtered by user, column and source."""
+    sheet, role = _sheet_for(request, sheet_id)
+    columns = {c.pk: c for c in sheet.columns.all()}
+    edits = CellEdit.objects.filter(sheet=sheet).select_related("user")
+    chosen = {k: request.GET.get(k, "") for k in ("user", "column", "source")}
+    if chosen["user"]:
+        edits = edits.filter(user__username=chosen["user"])
+    if chosen["column"].isdigit():
+        edits = edits.filter(column_id=int(chosen["column"]))
+    if chosen["source"]:
+        edits = edits.filter(source=chosen["source"])
+    paginator = Paginator(edits.order_by("-created_at", "-pk"), HISTORY_PAGE)
+    page = paginator.get_page(request.GET.get("page"))
+    for edit in page:
+        edit.column = columns.get(edit.column_id)
+    row_edits = RowEdit.objects.filter(sheet=sheet).select_related("user")[:20]
+    users = (
+        CellEdit.objects.filter(sheet=sheet, user__isnull=False)
+        .values_list("user__username", flat=True)
+        .distinct()
+        .order_by("user__username")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "sheets/history.html",
+        {
+            "sheet": sheet,
+            "editable": role == "edit",
+            "page": page,
+            "row_edits": row_edits,
+            "columns": sorted(columns.values(), key=lambda c: c.index),
+            "sources": CellEdit.Source.choices,
+            "users": list(users),
+            "chosen": chosen,
+            "query": query.urlencode(),
+        },
+    )
