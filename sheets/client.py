@@ -397,7 +397,8 @@ def rows_delete(*, sheet_id: int, row_ids: list[int]) -> list[int]:
         # Ids travel in the query string; 300 keeps the URL well under common limits.
         for _, chunk in _chunks(list(row_ids), 300):
             result = client.Sheets.delete_rows(sheet_id, chunk, ignore_rows_not_found=True)
-            deleted.extend(int(i) for i in result.result or [])
+            # The SDK wraps each id in a NumberObjectValue.
+            deleted.extend(int(getattr(i, "value", i)) for i in result.result or [])
     return deleted
 
 
