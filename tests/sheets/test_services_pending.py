@@ -74,3 +74,17 @@ def test_a_pending_edit_is_conflict_checked_when_it_is_finally_applied(sandbox, 
     journal = CellEdit.objects.get()
     assert journal.status == "conflict"
     assert journal.old_value == "Pat's, meanwhile"
+
+
+def test_a_block_pasted_during_an_outage_waits_and_is_written_after(sandbox, tracker, editor):
+    notes = column_named(tracker, "Notes")
+    rows = rows_of(tracker)[30:32]
+    smartsheet_down(sandbox)
+    result = services.cells_paste(
+        user=editor, sheet_id=tracker.pk, row_id=rows[0].pk, column_id=notes.pk, block="p\nq"
+    )
+    assert result.pending == [(rows[0].pk, notes.pk), (rows[1].pk, notes.pk)]
+    assert "as soon as Smartsheet is back" in result.message
+    smartsheet_back(sandbox)
+    assert tasks.pending_edits_apply() == 2
+    assert [remote_cell(sandbox, tracker, r.pk, notes)["value"] for r in rows] == ["p", "q"]
