@@ -4,18 +4,26 @@ import json
 import logging
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from sheets import grid
 from sheets.models import CellEdit, Column, Row, RowEdit, Sheet
 from sheets.selectors import sheet_role_for, sheets_visible_to
-from sheets.services import cell_update
+from sheets.services import (
+    cell_update,
+    cells_paste,
+    edit_undo,
+    last_edit_undo,
+    row_add,
+    rows_delete,
+)
 from sheets.webhooks import webhook_callback_receive
 
 logger = logging.getLogger(__name__)
@@ -224,3 +232,105 @@ def sheet_history(request: HttpRequest, sheet_id: int) -> HttpResponse:
             "query": query.urlencode(),
         },
     )
+
+
+# --- Rows, paste and undo: each answers with a toast (htmx) or a message and a redirect ----------
+
+
+def _told(request: HttpRequest, sheet: Sheet, message: str, level: str = "info", *, to="grid"):
+    if request.htmx:
+        return render(request, "core/toast.html", {"message": message, "level": level})
+    messages.add_message(request, getattr(messages, level.upper(), messages.INFO), message)
+    return redirect(f"sheets:{to}", sheet.pk)
+
+
+def _undo_told(request: HttpRequest, sheet: Sheet, result, *, to: str) -> HttpResponse:
+    if result is None:
+        return _told(request, sheet, "There is nothing of yours to undo on this sheet.", to=to)
+    if result.status == "applied":
+        return _told(request, sheet, "Undone.", "success", to=to)
+    if result.status == "pending":
+        return _told(request, sheet, result.message or "The undo waits for Smartsheet.", to=to)
+    return _told(
+        request, sheet, result.message or "That change could not be undone.", "error", to=to
+    )
+
+
+@require_POST
+def sheet_undo(request: HttpRequest, sheet_id: int) -> HttpResponse:
+    """Ctrl+Z: the user's own last change on this sheet."""
+    sheet, _ = _sheet_for(request, sheet_id)
+    return _undo_told(
+        request, sheet, last_edit_undo(user=request.user, sheet_id=sheet.pk), to="grid"
+    )
+
+
+@require_POST
+def sheet_edit_undo(request: HttpRequest, sheet_id: int, edit_id: int) -> HttpResponse:
+    """The Undo button of one history entry (a cell edit, or with ?kind=row a row edit)."""
+    sheet, _ = _sheet_for(request, sheet_id)
+    kind = "row" if request.POST.get("kind") == "row" else "cell"
+    model = RowEdit if kind == "row" else CellEdit
+    get_object_or_404(model, pk=edit_id, sheet=sheet)
+    result = edit_undo(user=request.user, edit_id=edit_id, kind=kind)
+    return _undo_told(request, sheet, result, to="history")
+
+
+def _row_ids(values: list[str]) -> list[int]:
+    return [int(v) for v in values if v.isdigit()]
+
+
+@require_POST
+def sheet_row_add(request: HttpRequest, sheet_id: int) -> HttpResponse:
+    sheet, _ = _sheet_for(request, sheet_id)
+    below = _row_ids([request.POST.get("below", "")])
+    edit = row_add(user=request.user, sheet_id=sheet.pk, below_row_id=below[0] if below else None)
+    if edit.status != RowEdit.Status.APPLIED:
+        logger.warning("row add on sheet %s refused: %s", sheet.pk, edit.error)
+        return _told(request, sheet, "Smartsheet did not add the row. Try again.", "error")
+    return _told(request, sheet, "Row added.", "success")
+
+
+@require_POST
+def sheet_rows_delete(request: HttpRequest, sheet_id: int) -> HttpResponse:
+    sheet, _ = _sheet_for(request, sheet_id)
+    ids = _row_ids(request.POST.getlist("row"))
+    if not ids:
+        return _told(request, sheet, "Select the rows to delete first.", "warning")
+    edit = rows_delete(user=request.user, sheet_id=sheet.pk, row_ids=ids)
+    if edit.status != RowEdit.Status.APPLIED:
+        logger.warning("rows delete on sheet %s refused: %s", sheet.pk, edit.error)
+        return _told(request, sheet, "Smartsheet did not delete the rows. Try again.", "error")
+    count = len(edit.row_ids)
+    return _told(
+        request,
+        sheet,
+        f"{count} row{'s' if count != 1 else ''} deleted. Ctrl+Z or History brings them back.",
+        "success",
+    )
+
+
+@require_POST
+def sheet_paste(request: HttpRequest, sheet_id: int) -> HttpResponse:
+    """A block copied from a spreadsheet (tab-separated), its top-left cell on the focused one."""
+    sheet, _ = _sheet_for(request, sheet_id)
+    row_id = _row_ids([request.POST.get("row", "")])
+    column_id = _row_ids([request.POST.get("column", "")])
+    block = request.POST.get("block", "")
+    if not row_id or not column_id or not block.strip():
+        return _told(request, sheet, "Select a cell, then paste.", "warning")
+    get_object_or_404(Row, sheet=sheet, pk=row_id[0])
+    get_object_or_404(Column, sheet=sheet, pk=column_id[0])
+    result = cells_paste(
+        user=request.user,
+        sheet_id=sheet.pk,
+        row_id=row_id[0],
+        column_id=column_id[0],
+        block=block,
+    )
+    message = "Pasted: " + result.summary()
+    if result.refused:
+        message += " " + " ".join(reason for _, _, reason in result.refused[:3])
+    if result.message:
+        message += " " + result.message
+    return _told(request, sheet, message, "warning" if result.refused else "success")
