@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import Q, QuerySet
 
-from sheets.models import Sheet, SheetGrant
+from sheets.models import CellEdit, Sheet, SheetGrant
 
 
 def _grants_of(user) -> QuerySet[SheetGrant]:
@@ -33,3 +33,11 @@ def sheet_role_for(*, user, sheet: Sheet) -> str | None:
     if SheetGrant.Role.VIEW in roles:
         return SheetGrant.Role.VIEW
     return None
+
+
+def cell_edits_pending(*, sheet_id: int, row_ids: list[int]) -> dict[tuple[int, int], CellEdit]:
+    """The newest edit still waiting for Smartsheet per (row id, column id), for the grid."""
+    pending = CellEdit.objects.filter(
+        sheet_id=sheet_id, row_id__in=row_ids, status=CellEdit.Status.PENDING
+    ).order_by("id")
+    return {(edit.row_id, edit.column_id): edit for edit in pending}

@@ -141,7 +141,8 @@ def cell_display(cell: dict[str, Any]) -> str:
 
 
 def _comparable(value: Any) -> tuple | None:
-    if value is None or value == "":
+    # An unchecked checkbox may come back empty or false: the same to the person.
+    if value is None or value == "" or value is False:
         return None
     if isinstance(value, bool):
         return ("bool", value)

@@ -6,6 +6,7 @@ from django.core.exceptions import PermissionDenied
 from sheets import services, sync
 from sheets.events import sheet_group
 from sheets.models import CellEdit, Row
+from sheets.selectors import cell_edits_pending
 from tests.sheets.conftest import smartsheet_stats
 from tests.sheets.edit_support import (
     change_in_smartsheet,
@@ -175,3 +176,55 @@ def test_a_viewer_cannot_write_a_cell(sandbox, tracker, viewer, alice):
             )
     assert smartsheet_stats(sandbox)["routes"].get("PUT /sheets/{id}/rows") is None
     assert Row.objects.get(pk=row.pk).cells == row.cells
+
+
+def test_a_locked_column_is_refused_before_any_request(sandbox, tracker, editor):
+    notes = column_named(tracker, "Notes")
+    notes.locked = True
+    notes.save()
+    row = rows_of(tracker)[0]
+    before = smartsheet_stats(sandbox)["requests"]
+    result = services.cell_update(
+        user=editor,
+        sheet_id=tracker.pk,
+        row_id=row.pk,
+        column_id=notes.pk,
+        text="x",
+        expected=row.value(notes.pk),
+    )
+    assert result.status == "invalid"
+    assert "locked in Smartsheet" in result.message
+    assert smartsheet_stats(sandbox)["requests"] == before
+
+
+def test_an_unchecked_checkbox_smartsheet_reports_empty_is_no_conflict(sandbox, tracker, editor):
+    done = column_named(tracker, "Done")
+    row = next(r for r in rows_of(tracker) if r.value(done.pk) is False)
+    change_in_smartsheet(sandbox, tracker, row.pk, done, "")  # empty: unchecked too
+    result = services.cell_update(
+        user=editor,
+        sheet_id=tracker.pk,
+        row_id=row.pk,
+        column_id=done.pk,
+        text="true",
+        expected=False,
+    )
+    assert result.status == "applied", result.message
+    assert remote_cell(sandbox, tracker, row.pk, done)["value"] is True
+
+
+def test_an_edit_waiting_for_smartsheet_is_listed_for_the_grid(sandbox, tracker, editor):
+    notes = column_named(tracker, "Notes")
+    row = rows_of(tracker)[0]
+    sandbox.configure(smartsheet={"fail_rate": 1.0})
+    result = services.cell_update(
+        user=editor,
+        sheet_id=tracker.pk,
+        row_id=row.pk,
+        column_id=notes.pk,
+        text="later",
+        expected=row.value(notes.pk),
+    )
+    assert cell_edits_pending(sheet_id=tracker.pk, row_ids=[row.pk]) == {
+        (row.pk, notes.pk): result.edit
+    }
