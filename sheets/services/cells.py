@@ -148,6 +148,8 @@ def _comparable(value: Any) -> tuple | None:
         return ("bool", value)
     if isinstance(value, int | float):
         return ("number", float(value))
+    if isinstance(value, list):  # several options or contacts: read back as "A, B"
+        return _comparable(", ".join(str(v) for v in value))
     return ("text", str(value))
 
 
@@ -166,8 +168,19 @@ def cell_payload(column: Column, value: Any) -> dict[str, Any]:
     """The API cell that writes `value` (None or "" clears the cell)."""
     if isinstance(value, Formula):
         return {"columnId": column.id, "formula": value.text}
-    if value is None:
+    if value is None or value == []:
         return {"columnId": column.id, "value": ""}
+    if isinstance(value, list):
+        if column.type == "MULTI_CONTACT_LIST":
+            values = [{"objectType": "CONTACT", "email": email} for email in value]
+            return {
+                "columnId": column.id,
+                "objectValue": {"objectType": "MULTI_CONTACT", "values": values},
+            }
+        return {
+            "columnId": column.id,
+            "objectValue": {"objectType": "MULTI_PICKLIST", "values": value},
+        }
     cell: dict[str, Any] = {"columnId": column.id, "value": value}
     if column.type == "PICKLIST" and not column.validation and value not in column.options:
         # Free text in an unrestricted picklist: strict parsing would refuse it.

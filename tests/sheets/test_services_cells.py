@@ -5,8 +5,10 @@ from django.core.exceptions import PermissionDenied
 
 from sheets import services, sync
 from sheets.events import sheet_group
-from sheets.models import CellEdit, Row
+from sheets.models import CellEdit, Column, Row
 from sheets.selectors import cell_edits_pending
+from sheets.services.cells import cell_payload
+from sheets.validation import Formula
 from tests.sheets.conftest import smartsheet_stats
 from tests.sheets.edit_support import (
     change_in_smartsheet,
@@ -227,4 +229,26 @@ def test_an_edit_waiting_for_smartsheet_is_listed_for_the_grid(sandbox, tracker,
     )
     assert cell_edits_pending(sheet_id=tracker.pk, row_ids=[row.pk]) == {
         (row.pk, notes.pk): result.edit
+    }
+
+
+def test_values_are_sent_in_the_shape_smartsheet_takes_for_each_column_type():
+    def col(type_, **fields):
+        return Column(id=7, sheet_id=1, index=0, title="C", type=type_, **fields)
+
+    free = col("PICKLIST", options=["A"], validation=False)
+    assert cell_payload(free, "Other") == {"columnId": 7, "value": "Other", "strict": False}
+    assert cell_payload(free, "A") == {"columnId": 7, "value": "A"}
+    assert cell_payload(col("TEXT_NUMBER"), None) == {"columnId": 7, "value": ""}
+    assert cell_payload(col("TEXT_NUMBER"), Formula("=1+1")) == {"columnId": 7, "formula": "=1+1"}
+    assert cell_payload(col("MULTI_PICKLIST"), ["A", "B"]) == {
+        "columnId": 7,
+        "objectValue": {"objectType": "MULTI_PICKLIST", "values": ["A", "B"]},
+    }
+    assert cell_payload(col("MULTI_CONTACT_LIST"), ["a@x.io"]) == {
+        "columnId": 7,
+        "objectValue": {
+            "objectType": "MULTI_CONTACT",
+            "values": [{"objectType": "CONTACT", "email": "a@x.io"}],
+        },
     }
