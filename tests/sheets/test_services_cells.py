@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db import connection
 
 from sheets import services, sync
 from sheets.events import sheet_group
@@ -252,3 +256,36 @@ def test_values_are_sent_in_the_shape_smartsheet_takes_for_each_column_type():
             "values": [{"objectType": "CONTACT", "email": "a@x.io"}],
         },
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_people_saving_one_cell_at_once_get_one_write_and_one_conflict(
+    sandbox, tracker, editor, staff
+):
+    notes = column_named(tracker, "Notes")
+    row = rows_of(tracker)[8]
+    # Slow answers, so without the edit lock both reads would see the old value.
+    sandbox.configure(smartsheet={"latency_ms": 50})
+    both_ready = threading.Barrier(2)
+
+    def save(user, text):
+        both_ready.wait()
+        try:
+            return services.cell_update(
+                user=user,
+                sheet_id=tracker.pk,
+                row_id=row.pk,
+                column_id=notes.pk,
+                text=text,
+                expected=row.value(notes.pk),
+            )
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(save, [editor, staff], ["Alice's", "Carol's"]))
+    assert sorted(r.status for r in results) == ["applied", "conflict"]
+    winner = next(r for r in results if r.status == "applied")
+    loser = next(r for r in results if r.status == "conflict")
+    assert remote_cell(sandbox, tracker, row.pk, notes)["value"] == winner.edit.new_value
+    assert loser.theirs == winner.edit.new_value
