@@ -18,11 +18,13 @@ from sheets import client
 from sheets.models import CellEdit, Column, Row, RowEdit, Sheet
 from sheets.services.cells import (
     announce_rows,
+    sheet_edit_lock,
+    sheet_for_edit,
+)
+from sheets.services.cellvalues import (
     cell_payload,
     mirror_cell,
     sdk_row_cells,
-    sheet_edit_lock,
-    sheet_for_edit,
 )
 from sheets.validation import Formula
 

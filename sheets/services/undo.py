@@ -15,9 +15,11 @@ from sheets.services.cells import (
     CellResult,
     announce_rows,
     edit_apply,
-    mirror_cell,
     sheet_edit_lock,
     sheet_for_edit,
+)
+from sheets.services.cellvalues import (
+    mirror_cell,
 )
 from sheets.services.rows import mirror_rows_remove, remote_rows, rows_restore
 

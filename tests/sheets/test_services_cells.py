@@ -11,7 +11,7 @@ from sheets import services, sync
 from sheets.events import sheet_group
 from sheets.models import CellEdit, Column, Row
 from sheets.selectors import cell_edits_pending
-from sheets.services.cells import cell_payload
+from sheets.services.cellvalues import cell_payload
 from sheets.validation import Formula
 from tests.sheets.conftest import smartsheet_stats
 from tests.sheets.edit_support import (
