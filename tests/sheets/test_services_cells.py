@@ -13,7 +13,7 @@ from sheets.models import CellEdit, Column, Row
 from sheets.selectors import cell_edits_pending
 from sheets.services.cellvalues import cell_payload
 from sheets.validation import Formula
-from tests.sheets.conftest import smartsheet_stats
+from tests.sheets.conftest import other_user_client, smartsheet_stats
 from tests.sheets.edit_support import (
     change_in_smartsheet,
     column_named,
@@ -289,3 +289,20 @@ def test_two_people_saving_one_cell_at_once_get_one_write_and_one_conflict(
     loser = next(r for r in results if r.status == "conflict")
     assert remote_cell(sandbox, tracker, row.pk, notes)["value"] == winner.edit.new_value
     assert loser.theirs == winner.edit.new_value
+
+
+def test_a_row_deleted_in_smartsheet_is_reported_not_written(sandbox, tracker, editor):
+    notes = column_named(tracker, "Notes")
+    row = rows_of(tracker)[-1]
+    other_user_client(sandbox).Sheets.delete_rows(tracker.pk, [row.pk])
+    result = services.cell_update(
+        user=editor,
+        sheet_id=tracker.pk,
+        row_id=row.pk,
+        column_id=notes.pk,
+        text="x",
+        expected=row.value(notes.pk),
+    )
+    assert result.status == "conflict"
+    assert result.message == "This row no longer exists in Smartsheet; reload the sheet."
+    assert "PUT /sheets/{id}/rows" not in smartsheet_stats(sandbox)["routes"]

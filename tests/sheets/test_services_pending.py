@@ -88,3 +88,10 @@ def test_a_block_pasted_during_an_outage_waits_and_is_written_after(sandbox, tra
     smartsheet_back(sandbox)
     assert tasks.pending_edits_apply() == 2
     assert [remote_cell(sandbox, tracker, r.pk, notes)["value"] for r in rows] == ["p", "q"]
+
+
+def test_beat_retries_pending_edits_every_minute():
+    import config.settings as configured  # the test settings switch beat off
+
+    entry = configured.CELERY_BEAT_SCHEDULE["sheets-pending-edits"]
+    assert (entry["task"], entry["schedule"]) == (tasks.pending_edits_apply.name, 60.0)
