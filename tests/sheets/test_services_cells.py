@@ -9,11 +9,17 @@ from django.db import connection
 
 from sheets import services, sync
 from sheets.events import sheet_group
-from sheets.models import CellEdit, Column, Row
+from sheets.models import CellEdit, Column, Row, Sheet, SheetGrant
 from sheets.selectors import cell_edits_pending
 from sheets.services.cellvalues import cell_payload
 from sheets.validation import Formula
-from tests.sheets.conftest import other_user_client, smartsheet_stats
+from tests.conftest import run_in_thread
+from tests.sheets.conftest import (
+    PROJECT_TRACKER,
+    other_user_client,
+    sheet_id_named,
+    smartsheet_stats,
+)
 from tests.sheets.edit_support import (
     change_in_smartsheet,
     column_named,
@@ -259,35 +265,45 @@ def test_values_are_sent_in_the_shape_smartsheet_takes_for_each_column_type():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_people_saving_one_cell_at_once_get_one_write_and_one_conflict(
-    sandbox, tracker, editor, staff
-):
-    notes = column_named(tracker, "Notes")
-    row = rows_of(tracker)[8]
-    # Slow answers, so without the edit lock both reads would see the old value.
-    sandbox.configure(smartsheet={"latency_ms": 50})
-    both_ready = threading.Barrier(2)
+def test_two_people_saving_one_cell_at_once_get_one_write_and_one_conflict(sandbox, alice, staff):
+    # Everything runs in threads of its own: committed data is what both savers must see, and a
+    # browser test earlier in this process may have left an event loop in the main thread.
+    def race() -> tuple[list, object]:
+        sheet_id = sheet_id_named(sandbox, PROJECT_TRACKER)
+        sync.sheets_discover(sheet_ids=[sheet_id])
+        sync.sheet_sync(sheet_id=sheet_id)
+        sheet = Sheet.objects.get(pk=sheet_id)
+        SheetGrant.objects.create(sheet=sheet, user=alice, role="edit")
+        notes = column_named(sheet, "Notes")
+        row = rows_of(sheet)[8]
+        # Slow answers, so without the edit lock both reads would see the old value.
+        sandbox.configure(smartsheet={"latency_ms": 50})
+        both_ready = threading.Barrier(2)
 
-    def save(user, text):
-        both_ready.wait()
-        try:
-            return services.cell_update(
-                user=user,
-                sheet_id=tracker.pk,
-                row_id=row.pk,
-                column_id=notes.pk,
-                text=text,
-                expected=row.value(notes.pk),
-            )
-        finally:
-            connection.close()
+        def save(user, text):
+            both_ready.wait()
+            try:
+                return services.cell_update(
+                    user=user,
+                    sheet_id=sheet.pk,
+                    row_id=row.pk,
+                    column_id=notes.pk,
+                    text=text,
+                    expected=row.value(notes.pk),
+                )
+            finally:
+                connection.close()
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        results = list(pool.map(save, [editor, staff], ["Alice's", "Carol's"]))
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            results = list(pool.map(save, [alice, staff], ["Alice's", "Carol's"]))
+        connection.close()
+        return results, remote_cell(sandbox, sheet, row.pk, notes)["value"]
+
+    results, in_smartsheet = run_in_thread(race)
     assert sorted(r.status for r in results) == ["applied", "conflict"]
     winner = next(r for r in results if r.status == "applied")
     loser = next(r for r in results if r.status == "conflict")
-    assert remote_cell(sandbox, tracker, row.pk, notes)["value"] == winner.edit.new_value
+    assert in_smartsheet == winner.edit.new_value
     assert loser.theirs == winner.edit.new_value
 
 
