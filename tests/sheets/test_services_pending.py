@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from django.conf import settings as django_settings
-
-from core.ratelimit import redis_client
 from sheets import services, tasks
 from sheets.models import CellEdit
 from tests.sheets.edit_support import (
     change_in_smartsheet,
+    clear_breaker,
     column_named,
     remote_cell,
     rows_of,
@@ -19,11 +17,7 @@ def smartsheet_down(sandbox) -> None:
 
 def smartsheet_back(sandbox) -> None:
     sandbox.configure(smartsheet={"fail_rate": 0.0})
-    # The outage opened the breaker; in production it half-opens after its reset timeout.
-    redis = redis_client()
-    keys = list(redis.scan_iter(match=f"{django_settings.REDIS_PREFIX}:breaker:smartsheet*"))
-    if keys:
-        redis.delete(*keys)
+    clear_breaker()
 
 
 def edit(user, sheet, row, column, text, expected=None):
