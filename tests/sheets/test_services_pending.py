@@ -89,3 +89,16 @@ def test_beat_retries_pending_edits_every_minute():
 
     entry = configured.CELERY_BEAT_SCHEDULE["sheets-pending-edits"]
     assert (entry["task"], entry["schedule"]) == (tasks.pending_edits_apply.name, 60.0)
+
+
+def test_ctrl_z_on_an_edit_still_waiting_drops_it(sandbox, tracker, editor):
+    notes = column_named(tracker, "Notes")
+    row = rows_of(tracker)[4]
+    before = row.value(notes.pk)
+    smartsheet_down(sandbox)
+    assert edit(editor, tracker, row, notes, "Never mind").status == "pending"
+    assert services.last_edit_undo(user=editor, sheet_id=tracker.pk).status == "applied"
+    smartsheet_back(sandbox)
+    assert tasks.pending_edits_apply() == 0
+    assert remote_cell(sandbox, tracker, row.pk, notes).get("value") == before
+    assert CellEdit.objects.get().status == "failed"
