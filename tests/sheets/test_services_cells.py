@@ -4,6 +4,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import smartsheet
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 
@@ -322,3 +323,29 @@ def test_a_row_deleted_in_smartsheet_is_reported_not_written(sandbox, tracker, e
     assert result.status == "conflict"
     assert result.message == "This row no longer exists in Smartsheet; reload the sheet."
     assert "PUT /sheets/{id}/rows" not in smartsheet_stats(sandbox)["routes"]
+
+
+def test_a_conflict_names_who_changed_that_cell_not_the_rows_last_editor(sandbox, tracker, editor):
+    notes, status = column_named(tracker, "Notes"), column_named(tracker, "Status")
+    row = rows_of(tracker)[11]
+    started_from = row.value(notes.pk)
+    change_in_smartsheet(sandbox, tracker, row.pk, notes, "Pat's note")
+    # Then the owner's token (Sam Sandbox) changes another cell of the row.
+    other_status = next(o for o in status.options if o != row.value(status.pk))
+    other_user_client(sandbox, token="sandbox-token").Sheets.update_rows(
+        tracker.pk,
+        [
+            smartsheet.models.Row(
+                {"id": row.pk, "cells": [{"columnId": status.pk, "value": other_status}]}
+            )
+        ],
+    )
+    result = services.cell_update(
+        user=editor,
+        sheet_id=tracker.pk,
+        row_id=row.pk,
+        column_id=notes.pk,
+        text="Mine",
+        expected=started_from,
+    )
+    assert (result.status, result.theirs_by) == ("conflict", "Pat Other")
