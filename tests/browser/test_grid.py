@@ -207,3 +207,44 @@ def test_presence_shows_the_other_person_and_the_cell_they_are_editing(
 
     bobs.close()
     expect(page.locator("#presence .avatar")).to_have_count(0)
+
+
+def test_rows_are_added_below_the_focused_one_and_deleted_after_a_confirmation(
+    page, login, alice, tracker
+):
+    task, third, fourth = column(tracker, "Task"), row_at(tracker, 3), row_at(tracker, 4)
+    login(alice)
+    open_grid(page, tracker)
+    expect(page.locator("#ws-status[data-state=open]")).to_have_count(1)
+    cell(page, third, task).click()
+    page.keyboard.press("Escape")
+    page.get_by_test_id("row-add").click()
+    expect(page.locator(".toast")).to_contain_text("Row added.")
+    added = page.locator(f"#r-{third.pk} + tr")
+    expect(added).not_to_have_attribute("data-row", str(fourth.pk))
+    new_id = added.get_attribute("data-row")
+    assert Row.objects.filter(pk=new_id, sheet=tracker).exists()
+
+    added.locator("input[name=row]").check()
+    expect(page.get_by_test_id("rows-delete")).to_have_text("Delete 1 row")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("rows-delete").click()
+    expect(page.locator(f"#r-{new_id}")).to_have_count(0)
+    assert not Row.objects.filter(pk=new_id).exists()
+
+
+def test_ctrl_z_undoes_the_last_edit_and_the_grid_shows_it(sandbox, page, login, alice, tracker):
+    notes, row = column(tracker, "Notes"), row_at(tracker, 11)
+    before = cell(page, row, notes)
+    login(alice)
+    open_grid(page, tracker)
+    expect(page.locator("#ws-status[data-state=open]")).to_have_count(1)
+    original = before.inner_text()
+    before.click()
+    before.locator("input[name=text]").fill("Oops")
+    before.locator("input[name=text]").press("Enter")
+    expect(before).to_have_text("Oops")
+    page.keyboard.press("Control+z")
+    expect(page.locator(".toast")).to_contain_text("Undone.")
+    expect(before).to_have_text(original)
+    assert run_in_thread(remote_cell, sandbox, tracker, row.pk, notes).get("value") != "Oops"
