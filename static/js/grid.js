@@ -86,7 +86,10 @@
     if (wanted && wanted.cancel) {
       cancelEditor(td);
       const back = document.getElementById(td.id);
-      if (wanted.extra && back && !back.classList.contains("editing")) openEditor(back, wanted.extra);
+      if (wanted.extra && back && !back.classList.contains("editing")) {
+        openEditor(back, wanted.extra);
+        if (opening) opening.save = wanted.save; // Enter pressed after those keys still saves
+      }
       return;
     }
     if (input) {

@@ -17,6 +17,8 @@ from tests.sheets.test_grid_views import budget  # noqa: F401 (the small hand-ma
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1")
+# Connecting reads the session, the user and the grant: on a busy machine that takes a while.
+CONNECT_TIMEOUT = 10
 
 
 def headers_for(client, user) -> list[tuple[bytes, bytes]]:
@@ -28,13 +30,13 @@ def headers_for(client, user) -> list[tuple[bytes, bytes]]:
 
 async def opened(headers, sheet_id: int = 1) -> WebsocketCommunicator:
     socket = WebsocketCommunicator(application, f"/ws/sheets/{sheet_id}/", headers=headers)
-    connected, code = await socket.connect()
+    connected, code = await socket.connect(timeout=CONNECT_TIMEOUT)
     assert connected, code
-    assert 'id="ws-status"' in await socket.receive_from()
+    assert 'id="ws-status"' in await socket.receive_from(timeout=CONNECT_TIMEOUT)
     return socket
 
 
-async def next_matching(socket: WebsocketCommunicator, needle: str, timeout: float = 5) -> str:
+async def next_matching(socket: WebsocketCommunicator, needle: str, timeout: float = 10) -> str:
     """The next message containing `needle` (others, such as presence updates, are skipped)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -49,7 +51,7 @@ def test_a_user_without_a_grant_cannot_open_the_sheets_socket(client, alice, bud
 
     async def run():
         socket = WebsocketCommunicator(application, "/ws/sheets/1/", headers=headers)
-        connected, code = await socket.connect()
+        connected, code = await socket.connect(timeout=CONNECT_TIMEOUT)
         await socket.disconnect()
         return connected, code
 
