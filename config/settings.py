@@ -189,7 +189,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 # Two queues: `interactive` (chat turns: short, a person is waiting) and `bulk` (AI jobs, syncs).
 CELERY_TASK_DEFAULT_QUEUE = "bulk"
-CELERY_TASK_ROUTES = {"chat.*": {"queue": "interactive"}, "core.*": {"queue": "interactive"}}
+CELERY_TASK_ROUTES = {
+    "chat.*": {"queue": "interactive"},
+    "core.*": {"queue": "interactive"},
+    # Edits a person made while Smartsheet was away: not behind a long job or sync.
+    "sheets.tasks.pending_edits_apply": {"queue": "interactive"},
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -322,6 +327,12 @@ CELERY_BEAT_SCHEDULE["sheets-poll"] = {
 CELERY_BEAT_SCHEDULE["sheets-resume"] = {
     "task": "sheets.tasks.syncs_resume",
     "schedule": float(SHEETS_RESUME_INTERVAL),
+}
+# Cell edits kept while Smartsheet was unavailable are retried this often (seconds).
+SHEETS_PENDING_EDITS_INTERVAL = env.int("SHEETS_PENDING_EDITS_INTERVAL", default=60)
+CELERY_BEAT_SCHEDULE["sheets-pending-edits"] = {
+    "task": "sheets.tasks.pending_edits_apply",
+    "schedule": float(SHEETS_PENDING_EDITS_INTERVAL),
 }
 
 # --- Azure OpenAI client (ai/) ----------------------------------------------------------------
