@@ -17,6 +17,7 @@ from tests.sheets.test_grid_views import budget  # noqa: F401 (the small hand-ma
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1")
+HOST = (b"host", b"127.0.0.1")  # the origin check compares scheme, host and port with it
 # Connecting reads the session, the user and the grant: on a busy machine that takes a while.
 CONNECT_TIMEOUT = 10
 
@@ -25,7 +26,7 @@ def headers_for(client, user) -> list[tuple[bytes, bytes]]:
     client = Client()  # one session per user: logging another user in would end the first's
     client.force_login(user)
     cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    return [ORIGIN, (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]
+    return [ORIGIN, HOST, (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]
 
 
 async def opened(headers, sheet_id: int = 1) -> WebsocketCommunicator:
