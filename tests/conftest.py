@@ -46,6 +46,42 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.05, what: str =
         time.sleep(interval)
 
 
+class BreakerClock:
+    """The clock circuit breakers read (pybreaker's and core.breakers'), moved only by the test.
+
+    A breaker half-opens `reset_timeout` after it opened; with the real clock a loaded machine
+    can pass that edge between two lines of a test.
+    """
+
+    def __init__(self, monkeypatch) -> None:
+        from datetime import UTC, datetime
+
+        import pybreaker
+
+        import core.breakers
+
+        clock = self
+        self.now = datetime.now(UTC)
+
+        class FrozenDatetime(datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return clock.now if tz is not None else clock.now.replace(tzinfo=None)
+
+        monkeypatch.setattr(pybreaker, "datetime", FrozenDatetime)
+        monkeypatch.setattr(core.breakers, "datetime", FrozenDatetime)
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def breaker_clock(monkeypatch) -> BreakerClock:
+    return BreakerClock(monkeypatch)
+
+
 def run_in_thread(fn, *args, **kwargs):
     """Run fn in a fresh thread and return its result (or raise its exception).
 
