@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # CI sets this: a missing PostgreSQL, Redis or Chromium fails the run instead of skipping.
 REQUIRE_SERVICES = os.environ.get("WORKBENCH_REQUIRE_SERVICES") == "1"
+# How long a server may take to answer: on a loaded two-core machine a Django process can take
+# half a minute to start. Waiting longer costs nothing when it starts sooner.
+START_TIMEOUT = 120
 
 pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.private_redis"]
 
@@ -139,7 +142,7 @@ def daphne_server(port: int | str, log_path: Path, **env: str) -> Iterator[str]:
         ],
         ready=f"{url}/healthz",
         log=log_path,
-        timeout=30,
+        timeout=START_TIMEOUT,
         env=server_env(**env),
         what="daphne",
     )
@@ -239,7 +242,7 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Pop
         ],
         ready=lambda: app.control.ping(timeout=0.5),
         log=server_log_path("celery"),
-        timeout=30,
+        timeout=START_TIMEOUT,
         env=server_env(),
         what="the Celery worker",
     )
