@@ -67,10 +67,9 @@ redis.call('ZADD', KEYS[1], score, ARGV[2])
 return 1
 """
 
-# KEYS: [1] the window. ARGV: [1] member, [2] window ms. Moves the member to Redis's now.
-# Returns the new time in ms, or 0 when the member has left the window already.
+# KEYS: [1] the window. ARGV: [1] member, [2] window ms. Moves the member to Redis's now, back
+# into the window if it had left it (an answer slower than the window). Returns the new time (ms).
 _RESTAMP = """
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -197,8 +196,6 @@ class SlidingWindowLimiter:
 
     def restamp(self, reservation: Reservation) -> Reservation:
         now_ms = self._redis.eval(_RESTAMP, 1, self.keys[0], reservation.member, self.window_ms)
-        if not now_ms:  # out of the window already: nothing left to count
-            return reservation
         return Reservation(self, reservation.member, reservation.cost, int(now_ms) / 1000)
 
     def pause(self, seconds: float) -> float | None:

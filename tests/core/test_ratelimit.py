@@ -94,6 +94,20 @@ def test_a_request_counts_in_the_window_from_when_its_answer_came_back(limiter_n
     assert limiter.usage() == 1
 
 
+def test_a_request_answered_after_its_window_has_passed_counts_again_from_its_answer(
+    limiter_name,
+):
+    limiter = SlidingWindowLimiter(limiter_name, limit=1, window=0.2)
+    sent = limiter.acquire()
+    # The answer is slower than the window: our window has let the request go ...
+    wait_until(lambda: limiter.usage() == 0, timeout=10, what="the window to slide past it")
+    # ... though the service counted it on arrival, somewhere in between.
+    answered = sent.count_from_now()
+    assert answered.admitted_at >= sent.admitted_at + 0.2
+    assert limiter.try_acquire()[0] is None
+    assert limiter.usage() == 1
+
+
 def test_with_redis_down_it_refuses_and_works_again_when_redis_returns(limiter_name, private_redis):
     limiter = SlidingWindowLimiter(limiter_name, limit=5, window=60)
     assert limiter.try_acquire()[0] is not None
