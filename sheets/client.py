@@ -19,6 +19,7 @@ uncounted requests, and Celery, whose broker is the same Redis, retries the task
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
@@ -232,7 +233,7 @@ class _WorkbenchSmartsheet(smartsheet.Smartsheet):
             raise _breaker_open()
         limiter = smartsheet_limiter()
         try:
-            limiter.acquire(cost, max_wait=settings.SMARTSHEET_RATE_LIMIT_MAX_WAIT)
+            reservation = limiter.acquire(cost, max_wait=settings.SMARTSHEET_RATE_LIMIT_MAX_WAIT)
         except RateLimitTimeout as exc:
             raise SmartsheetUnavailable(
                 f"this app's budget of {limiter.limit} requests per "
@@ -242,7 +243,13 @@ class _WorkbenchSmartsheet(smartsheet.Smartsheet):
         try:
             with breaker.calling():
                 _count_call()
-                result = self._request(pristine.copy(), operation)
+                try:
+                    result = self._request(pristine.copy(), operation)
+                finally:
+                    # Smartsheet counted it on arrival, before this answer: see count_from_now.
+                    # Redis gone meanwhile costs that correction, never the answer.
+                    with contextlib.suppress(redis.RedisError):
+                        reservation.count_from_now()
                 if isinstance(result, OperationErrorResult):
                     code, message = _error_code(result)
                     if code == RATE_LIMITED:

@@ -358,9 +358,9 @@ def test_a_change_in_smartsheet_reaches_the_mirror_and_open_grids_through_the_we
 
     wait_until(
         lambda: Row.objects.get(pk=row.pk).value(primary.pk) == "From Pat",
-        timeout=20,
+        timeout=60,
         what="the webhook-triggered sync to update the mirror",
     )
-    message = inbox.get(timeout=5)
+    message = inbox.get(timeout=30)
     assert (message["sheet_id"], message["changed"], message["added"]) == (sheet_id, [row.pk], [])
     assert not WebhookRejection.objects.exists()
