@@ -96,13 +96,6 @@ class GroupInbox:
     def get(self, timeout: float = 30) -> dict:
         return self.messages.get(timeout=timeout)
 
-    def empty_after(self, seconds: float) -> bool:
-        try:
-            self.messages.get(timeout=seconds)
-        except queue.Empty:
-            return True
-        return False
-
 
 @pytest.fixture
 def group_inbox():
