@@ -84,6 +84,19 @@ def both_open(page_a, page_b, sheet: Sheet) -> None:
     expect(page_b.locator("#presence .avatar[title^='Alice Archer']")).to_have_count(1)
 
 
+def test_opening_the_grids_second_socket_is_not_taken_for_a_reconnect(page, login, alice, tracker):
+    # The grid page holds two sockets (notifications and the sheet's); a catch-up re-fetch on
+    # the second one's first "open" would replace the rows under an editor just opened.
+    page.add_init_script(
+        'window.catchUps = 0; document.addEventListener("DOMContentLoaded", () => '
+        'document.body.addEventListener("ws:reconnected", () => window.catchUps++));'
+    )
+    login(alice)
+    open_grid(page, tracker)
+    expect(page.locator("[ws-connect][data-ws-was-live]")).to_have_count(2)
+    assert page.evaluate("window.catchUps") == 0
+
+
 def test_an_edit_in_one_browser_appears_in_the_other_without_a_reload(
     page, login, second_page, alice, bob, tracker
 ):
