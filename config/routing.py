@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.urls import path
 
 from core.consumers import NotificationsConsumer
+from sheets.consumers import SheetConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/", NotificationsConsumer.as_asgi()),
+    path("ws/sheets/<int:sheet_id>/", SheetConsumer.as_asgi()),
 ]

@@ -205,6 +205,12 @@ CELERY_BEAT_SCHEDULE["sheets-poll"] = {
     "task": "sheets.tasks.sheets_poll",
     "schedule": float(SHEETS_POLL_INTERVAL),
 }
+# Cell edits kept while Smartsheet was unavailable are retried this often (seconds).
+SHEETS_PENDING_EDITS_INTERVAL = env.int("SHEETS_PENDING_EDITS_INTERVAL", default=60)
+CELERY_BEAT_SCHEDULE["sheets-pending-edits"] = {
+    "task": "sheets.tasks.pending_edits_apply",
+    "schedule": float(SHEETS_PENDING_EDITS_INTERVAL),
+}
 
 # --- Azure OpenAI client (ai/) ----------------------------------------------------------------
 # Every deployment the app may call, as JSON keyed by deployment name (the name given in Azure,

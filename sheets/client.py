@@ -316,6 +316,15 @@ def sheet_version_get(*, sheet_id: int) -> int:
     return int(smartsheet_client().Sheets.get_sheet_version(sheet_id).version)
 
 
+def row_get(*, sheet_id: int, row_id: int, **query: Any) -> dict[str, Any]:
+    """GET /sheets/{id}/rows/{rowId} as the API's JSON (`include="writerInfo"` adds modifiedBy)."""
+    return (
+        smartsheet_client()
+        .Passthrough.get(f"/sheets/{sheet_id}/rows/{row_id}", query_params=query or None)
+        .data
+    )
+
+
 def cell_history_get(*, sheet_id: int, row_id: int, column_id: int) -> list:
     """A cell's history, newest first (costs 10 requests of the budget)."""
     result = smartsheet_client().Cells.get_cell_history(
@@ -428,7 +437,8 @@ def rows_delete(*, sheet_id: int, row_ids: list[int]) -> list[int]:
         # Ids travel in the query string; 300 keeps the URL well under common limits.
         for _, chunk in _chunks(list(row_ids), 300):
             result = client.Sheets.delete_rows(sheet_id, chunk, ignore_rows_not_found=True)
-            deleted.extend(int(i) for i in result.result or [])
+            # The SDK wraps each id in a NumberObjectValue.
+            deleted.extend(int(getattr(i, "value", i)) for i in result.result or [])
     return deleted
 
 

@@ -25,7 +25,7 @@ from redis.exceptions import LockError
 from core.ratelimit import redis_client
 from sheets import client
 from sheets.events import sheet_changed_send
-from sheets.models import Column, Row, Sheet
+from sheets.models import Column, Row, Sheet, SheetGrant
 
 logger = logging.getLogger(__name__)
 
@@ -75,9 +75,9 @@ def sheets_discover(*, sheet_ids: list[int] | None = None) -> list[Sheet]:
     if settings.SMARTSHEET_SANDBOX and settings.DEMO_USER:
         demo = get_user_model().objects.filter(username=settings.DEMO_USER).first()
         if demo is not None:
-            through = Sheet.granted_users.through
-            through.objects.bulk_create(
-                [through(sheet_id=s.pk, user_id=demo.pk) for s in sheets], ignore_conflicts=True
+            SheetGrant.objects.bulk_create(
+                [SheetGrant(sheet=s, user=demo, role=SheetGrant.Role.EDIT) for s in sheets],
+                ignore_conflicts=True,
             )
     return sheets
 

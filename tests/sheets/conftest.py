@@ -15,7 +15,7 @@ from django.conf import settings as django_settings
 
 from core.ratelimit import redis_client
 from sheets import sync
-from sheets.models import Sheet
+from sheets.models import Sheet, SheetGrant
 
 PROJECT_TRACKER = "Project Tracker"
 
@@ -129,3 +129,17 @@ def smartsheet_stats(sandbox) -> dict:
         "tokens": {},
         **stats,
     }
+
+
+@pytest.fixture
+def editor(alice, tracker):
+    """alice, with an edit grant on Project Tracker."""
+    SheetGrant.objects.create(sheet=tracker, user=alice, role="edit")
+    return alice
+
+
+@pytest.fixture
+def viewer(bob, tracker):
+    """bob, with a view grant on Project Tracker."""
+    SheetGrant.objects.create(sheet=tracker, user=bob, role="view")
+    return bob
