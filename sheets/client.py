@@ -442,6 +442,16 @@ def rows_delete(*, sheet_id: int, row_ids: list[int]) -> list[int]:
     return deleted
 
 
+def column_add(*, sheet_id: int, column: dict) -> dict[str, Any]:
+    """Add one column (API shape: {"title", "type", "index", "options"?}); the created column's
+    JSON (with its id)."""
+    client = smartsheet_client()
+    with sheet_write_lock(sheet_id=sheet_id):
+        answer = client.Passthrough.post(f"/sheets/{sheet_id}/columns", [column]).data
+    result = answer.get("result") if isinstance(answer, dict) else None
+    return result[0] if isinstance(result, list) else result
+
+
 # --- Webhooks ---------------------------------------------------------------------------------
 
 

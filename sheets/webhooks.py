@@ -109,6 +109,12 @@ def webhook_callback_receive(
         logger.warning("webhook %s of sheet %s is now %s", webhook_id, sheet.pk, new_status)
         return WebhookAnswer(200, {"status": "noted"})
 
+    if events and all(
+        isinstance(e, dict) and e.get("changeAgent") == settings.SMARTSHEET_CHANGE_AGENT
+        for e in events
+    ):
+        # Our own writes (grid, jobs, chat): the mirror got them when they were made.
+        return WebhookAnswer(200, {"status": "own change"})
     sheet_sync_request(sheet_id=sheet.pk)
     return WebhookAnswer(200, {"status": "sync scheduled"})
 
