@@ -295,25 +295,35 @@ def _answer_tokens(plan: Plan, preview: Preview | None) -> float:
 
 
 def job_estimate(*, user, spec: JobSpec, preview: Preview | None = None) -> Estimate:
-    """Rows, tokens, cost and time before starting, counted offline.
+    """Rows, tokens, cost and time before starting.
 
-    Prompt tokens are counted for every selected row (beyond 2,000, on an even sample).
-    Free-text answers vary, so their length comes from `preview` (run one if none is given).
+    Prompt tokens are counted offline for every selected row (beyond 2,000, on an even sample),
+    then scaled by what the service reported for the preview's rows over our count of them: how
+    the service renders a response schema is its own, and three real rows measure it. Answer
+    lengths come from the preview too. Without a `preview`, one is run (3 model calls).
     """
     plan = job_plan(user=user, spec=spec)
     total = plan.rows.count()
     notes = []
-    if preview is None and plan.output.type == "TEXT_NUMBER" and not plan.output.numeric:
+    if preview is None:
         preview = job_preview(user=user, spec=spec)
-        notes.append("Answer length measured on a preview of 3 rows.")
     model = plan.deployment.model
     response_format = response_format_for([plan.output])
+
+    def offline(row: Row) -> int:
+        return count_messages(plan.messages(row), model=model, response_format=response_format)
+
     sample = _sample(plan.rows, ESTIMATE_SAMPLE) if total > ESTIMATE_SAMPLE else list(plan.rows)
-    counted = [
-        count_messages(plan.messages(row), model=model, response_format=response_format)
-        for row in sample
-    ]
+    counted = [offline(row) for row in sample]
     per_row_prompt = sum(counted) / len(counted) if counted else 0
+    measured = [p for p in preview.rows if p.prompt_tokens]
+    if measured:
+        rows = Row.objects.in_bulk([p.row_id for p in measured])
+        ours = sum(offline(rows[p.row_id]) for p in measured if p.row_id in rows)
+        if ours:
+            per_row_prompt *= sum(p.prompt_tokens for p in measured) / ours
+    else:
+        notes.append("No preview row was answered: prompt tokens are our own count.")
     prompt_tokens = round(per_row_prompt * total)
     per_row_answer = _answer_tokens(plan, preview)
     completion_tokens = round(per_row_answer * total)

@@ -79,3 +79,19 @@ def spec(sheet: Sheet, *, template: str = SENTIMENT_PROMPT, target: str = "Senti
 def created(user, job_spec: JobSpec, **kwargs):
     """A queued job, not handed to Celery: the test runs it in-process with job_run."""
     return job_create(user=user, spec=job_spec, **kwargs)
+
+
+def remote_values(sandbox, sheet: Sheet, title: str, row_ids) -> dict[int, object]:
+    """What Smartsheet (the sandbox) holds in one column of these rows, read as another user."""
+    target = column(sheet, title)
+    remote = other_user_client(sandbox).Sheets.get_sheet(
+        sheet.pk, row_ids=list(row_ids), column_ids=[target.pk]
+    )
+    return {
+        int(r.id): next((c.value for c in r.cells if c.column_id == target.pk), None)
+        for r in remote.rows
+    }
+
+
+def openai_requests(sandbox) -> int:
+    return sandbox.stats()["services"].get("openai", {}).get("requests", 0)
