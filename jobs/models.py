@@ -63,7 +63,7 @@ class Job(models.Model):
     # The answer's shape (ai.schema.Column fields), fixed when the job is created.
     output_spec = models.JSONField(default=dict)
     budget = models.DecimalField(
-        max_digits=12, decimal_places=4, null=True, blank=True, help_text="USD cap; optional."
+        max_digits=14, decimal_places=6, null=True, blank=True, help_text="USD cap; optional."
     )
 
     status = models.CharField(max_length=24, choices=Status, default=Status.QUEUED)
