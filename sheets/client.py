@@ -447,7 +447,7 @@ def column_add(*, sheet_id: int, column: dict) -> dict[str, Any]:
     JSON (with its id)."""
     client = smartsheet_client()
     with sheet_write_lock(sheet_id=sheet_id):
-        answer = client.Passthrough.post(f"/sheets/{sheet_id}/columns", [column]).data
+        answer = client.Passthrough.post(f"/sheets/{sheet_id}/columns", column).data
     result = answer.get("result") if isinstance(answer, dict) else None
     return result[0] if isinstance(result, list) else result
 
