@@ -25,9 +25,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import connections
@@ -36,34 +33,27 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ai.calls import CallContext
-from ai.errors import AIError, ItemError, RetryableError, RunError
 from ai.schema import Column as OutputColumn
-from core.ratelimit import redis_client
+from jobs.answers import Answer, answer_store
 from jobs.events import job_progress_send
 from jobs.models import Job, JobRow
-from jobs.prompts import row_answer
+from jobs.scheduling import priority_announce, priority_leave
 from jobs.services import job_counts_refresh, job_enqueue, job_rows_close
-from jobs.writer import FlushResult, job_rows_flush
-from sheets.client import SmartsheetUnavailable
+from jobs.writer import FlushResult, job_rows_flush_safely
+from sheets.client import MAX_ROWS_PER_REQUEST
 from sheets.models import Column, Row
 
 logger = logging.getLogger(__name__)
 
-_RANK = {Job.Priority.HIGH: 0, Job.Priority.NORMAL: 1, Job.Priority.LOW: 2}
 
+def job_run(
+    *, job_id: int, on_progress: Callable[[Job], None] | None = None, sliced: bool = True
+) -> str:
+    """Run a queued job until it is done, paused, cancelled, failed or its slice ends.
 
-@dataclass
-class _Answer:
-    job_row_id: int
-    row_id: int
-    kind: str  # "ok" | "item" | "retry" | "run" | "gone"
-    message: str = ""
-    retry_after: float | None = None
-    cost: Decimal = Decimal(0)
-
-
-def job_run(*, job_id: int, on_progress: Callable[[Job], None] | None = None) -> str:
-    """Run a queued job until it is done, paused, cancelled, failed or its slice ends."""
+    `sliced=False` (run_job, benchmarks) runs to the end in this process instead of handing the
+    rest back to the queue after JOBS_SLICE_SECONDS.
+    """
     token = uuid.uuid4().hex
     now = timezone.now()
     claimed = Job.objects.filter(pk=job_id, status=Job.Status.QUEUED).update(
@@ -76,14 +66,20 @@ def job_run(*, job_id: int, on_progress: Callable[[Job], None] | None = None) ->
     if not claimed:
         return "not queued"
     job = Job.objects.select_related("sheet").get(pk=job_id)
-    return JobRunner(job=job, token=token, on_progress=on_progress).run()
+    return JobRunner(job=job, token=token, on_progress=on_progress, sliced=sliced).run()
 
 
 class JobRunner:
     def __init__(
-        self, *, job: Job, token: str, on_progress: Callable[[Job], None] | None = None
+        self,
+        *,
+        job: Job,
+        token: str,
+        on_progress: Callable[[Job], None] | None = None,
+        sliced: bool = True,
     ) -> None:
         self.job = job
+        self.sliced = sliced
         self.token = token
         self.on_progress = on_progress
         self.tasks: queue.Queue = queue.Queue()
@@ -159,46 +155,19 @@ class JobRunner:
                 item = self.tasks.get()
                 if item is None:
                     return
-                self.results.put(self._answer(*item))
+                self.results.put(
+                    answer_store(
+                        job=self.job,
+                        inputs=self.inputs,
+                        target=self.target,
+                        output=self.output,
+                        context=self.context,
+                        job_row_id=item[0],
+                        row=item[1],
+                    )
+                )
         finally:
             connections.close_all()
-
-    def _answer(self, job_row_id: int, row: Row) -> _Answer:
-        job = self.job
-        try:
-            value, result = row_answer(
-                template=job.template,
-                inputs=self.inputs,
-                target=self.target,
-                output=self.output,
-                row=row,
-                deployment=job.deployment,
-                max_tokens=job.max_tokens,
-                context=self.context,
-            )
-        except ItemError as exc:
-            JobRow.objects.filter(pk=job_row_id, status=JobRow.Status.RUNNING).update(
-                status=JobRow.Status.FAILED, error=exc.message
-            )
-            return _Answer(job_row_id, row.pk, "item", exc.message)
-        except RetryableError as exc:
-            return _Answer(job_row_id, row.pk, "retry", exc.message, exc.retry_after)
-        except RunError as exc:
-            return _Answer(job_row_id, row.pk, "run", exc.message)
-        except AIError as exc:
-            return _Answer(job_row_id, row.pk, "run", exc.message)
-        stored = JobRow.objects.filter(
-            pk=job_row_id, status=JobRow.Status.RUNNING, has_output=False
-        ).update(
-            output=value,
-            has_output=True,
-            error="",
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.completion_tokens,
-            cost=result.cost,
-        )
-        # Not stored: the row was skipped (changed in the sheet) or the job was taken over.
-        return _Answer(job_row_id, row.pk, "ok" if stored else "gone", cost=result.cost)
 
     def _write(self) -> None:
         try:
@@ -206,18 +175,7 @@ class JobRunner:
                 ids = self.flushes.get()
                 if ids is None:
                     return
-                rows = list(
-                    JobRow.objects.filter(pk__in=ids, status=JobRow.Status.RUNNING, has_output=True)
-                )
-                try:
-                    outcome: FlushResult | Exception = job_rows_flush(
-                        job=self.job, target=self.target, rows=rows
-                    )
-                except SmartsheetUnavailable as exc:
-                    outcome = exc
-                except Exception as exc:  # logged with its traceback: not an expected condition
-                    logger.exception("job %s: writing %d rows failed", self.job.pk, len(ids))
-                    outcome = exc
+                outcome = job_rows_flush_safely(job=self.job, target=self.target, ids=ids)
                 self.results.put(("flushed", ids, outcome))
         finally:
             connections.close_all()
@@ -245,7 +203,7 @@ class JobRunner:
         return self._finish()
 
     def _loop(self) -> None:
-        deadline = self.started + settings.JOBS_SLICE_SECONDS
+        deadline = self.started + (settings.JOBS_SLICE_SECONDS if self.sliced else float("inf"))
         last_beat = 0.0
         last_flush = time.monotonic()
         self.limit = settings.JOBS_MAX_IN_FLIGHT
@@ -260,20 +218,15 @@ class JobRunner:
                 self._dispatch()
             self._collect(timeout=0.1)
             idle = not self.in_flight and (self.stopping or self.no_more_rows)
-            flush_due = (
-                len(self.ready) >= settings.JOBS_FLUSH_ROWS
-                or time.monotonic() - last_flush >= settings.JOBS_FLUSH_SECONDS
-                or idle
-            )
             writes_allowed = self.stopping not in ("cancelled", "lost")
+            count = self._flush_count(idle, time.monotonic() - last_flush)
             if (
-                self.ready
-                and flush_due
+                count
                 and not self.flushing
                 and writes_allowed
                 and time.monotonic() >= self.flush_not_before
             ):
-                ids, self.ready = self.ready, []
+                ids, self.ready = self.ready[:count], self.ready[count:]
                 self.flushing = True
                 last_flush = time.monotonic()
                 self.flushes.put(ids)
@@ -283,6 +236,24 @@ class JobRunner:
                 self._stop("slice", "")  # Smartsheet away: the next run writes them
                 self.requeue_delay = settings.JOBS_REQUEUE_DELAY
                 return
+
+    def _flush_count(self, idle: bool, since_flush: float) -> int:
+        """How many answered rows to write now (0: keep collecting).
+
+        A flush costs one read plus a write per 500 rows, so on the timer only whole requests
+        go out and the rest waits for the next; everything goes when JOBS_FLUSH_ROWS are
+        waiting, when the run winds down, or when answers have waited three timer periods.
+        """
+        waiting = len(self.ready)
+        if not waiting:
+            return 0
+        if idle or waiting >= settings.JOBS_FLUSH_ROWS:
+            return waiting
+        if since_flush >= 3 * settings.JOBS_FLUSH_SECONDS:
+            return waiting
+        if since_flush >= settings.JOBS_FLUSH_SECONDS:
+            return waiting // MAX_ROWS_PER_REQUEST * MAX_ROWS_PER_REQUEST
+        return 0
 
     def _dispatch(self) -> None:
         budget_room = self._budget_room()
@@ -353,7 +324,7 @@ class JobRunner:
             except queue.Empty:
                 return
 
-    def _answered(self, answer: _Answer) -> None:
+    def _answered(self, answer: Answer) -> None:
         self.in_flight.pop(answer.job_row_id, None)
         self.spent += answer.cost
         if answer.kind == "ok":
@@ -450,30 +421,9 @@ class JobRunner:
     def _yield_to_higher_priority(self) -> None:
         """Jobs share a deployment's quota; one of lower priority keeps few calls going while a
         higher one runs, so the higher one's rows come first."""
-        key = f"{settings.REDIS_PREFIX}:jobs:active:{self.job.deployment}"
-        rank = _RANK.get(self.job.priority, 1)
-        now = time.time()
-        try:
-            redis = redis_client()
-            pipe = redis.pipeline()
-            pipe.zadd(key, {f"{rank}:{self.job.pk}": now + 3 * settings.JOBS_HEARTBEAT_SECONDS})
-            pipe.zremrangebyscore(key, "-inf", now)
-            pipe.zrange(key, 0, -1)
-            pipe.expire(key, 300)
-            members = pipe.execute()[2]
-        except Exception as exc:  # Redis down: no yielding, the limiter still shares the quota
-            logger.info("job %s: priorities not shared (%s)", self.job.pk, exc)
-            return
-        higher = any(int(m.split(b":")[0]) < rank for m in members)
         full = settings.JOBS_MAX_IN_FLIGHT
+        higher = priority_announce(job=self.job, ttl=3 * settings.JOBS_HEARTBEAT_SECONDS)
         self.limit = max(1, full // settings.JOBS_YIELD_DIVISOR) if higher else full
-
-    def _unregister(self) -> None:
-        key = f"{settings.REDIS_PREFIX}:jobs:active:{self.job.deployment}"
-        try:
-            redis_client().zrem(key, f"{_RANK.get(self.job.priority, 1)}:{self.job.pk}")
-        except Exception:
-            logger.info("job %s: could not leave the priority list", self.job.pk)
 
     def _stop(self, why: str, reason: str) -> None:
         if not self.stopping or (why == "failed" and self.stopping == "slice"):
@@ -483,7 +433,7 @@ class JobRunner:
 
     def _finish(self) -> str:
         job = self.job
-        self._unregister()
+        priority_leave(job=job)
         why = self.stopping
         if why != "lost":
             JobRow.objects.filter(job=job, status=JobRow.Status.RUNNING, has_output=False).update(
@@ -526,24 +476,3 @@ class JobRunner:
         """A pause or cancel that arrived after the last beat."""
         status = Job.objects.filter(pk=self.job.pk).values_list("status", flat=True).first()
         return "cancelled" if status == Job.Status.CANCELLING else "paused"
-
-
-def jobs_sweep() -> list[int]:
-    """Re-queue jobs whose worker stopped beating (killed, lost); they resume where they were.
-
-    A cancelling job whose worker died is cancelled.
-    """
-    stale = timezone.now() - timedelta(seconds=settings.JOBS_STALE_SECONDS)
-    requeued = []
-    for job in Job.objects.filter(
-        status__in=(Job.Status.RUNNING, Job.Status.CANCELLING), heartbeat_at__lt=stale
-    ):
-        if job.status == Job.Status.CANCELLING:
-            if job.transition(to=Job.Status.CANCELLED, frm=Job.Status.CANCELLING):
-                job_rows_close(job=job, reason="The job was cancelled before this row was written.")
-            continue
-        if job.transition(to=Job.Status.QUEUED, frm=Job.Status.RUNNING, run_token=""):
-            logger.warning("job %s: its worker stopped answering; queued again", job.pk)
-            job_enqueue(job=job)
-            requeued.append(job.pk)
-    return requeued

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from jobs import runner
+from jobs import runner, scheduling
 
 
 @shared_task(
@@ -21,4 +21,4 @@ def job_run_task(job_id: int) -> str:
 @shared_task(name="jobs.sweep", soft_time_limit=60, time_limit=90)
 def jobs_sweep() -> list[int]:
     """Beat: re-queue jobs whose worker stopped heartbeating."""
-    return runner.jobs_sweep()
+    return scheduling.jobs_sweep()

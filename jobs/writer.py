@@ -172,6 +172,19 @@ def job_rows_flush(*, job: Job, target: Column, rows: list[JobRow]) -> FlushResu
     return result
 
 
+def job_rows_flush_safely(*, job: Job, target: Column, ids: list[int]) -> FlushResult | Exception:
+    """`job_rows_flush` for the runner's writer thread: the exception is returned, not raised
+    (SmartsheetUnavailable is expected; anything else is logged with its traceback)."""
+    rows = list(JobRow.objects.filter(pk__in=ids, status=JobRow.Status.RUNNING, has_output=True))
+    try:
+        return job_rows_flush(job=job, target=target, rows=rows)
+    except client.SmartsheetUnavailable as exc:
+        return exc
+    except Exception as exc:
+        logger.exception("job %s: writing %d rows failed", job.pk, len(ids))
+        return exc
+
+
 def mirror_rows_store(sheet_id: int, target: Column, rows: list[dict[str, Any]]) -> None:
     """Merge written rows' cells into the mirror in a few statements (not one per row)."""
     by_id = {r["id"]: r for r in rows}

@@ -11,7 +11,7 @@ import pytest
 
 from ai.models import UsageRecord
 from jobs.models import Job, JobRow
-from jobs.runner import jobs_sweep
+from jobs.scheduling import jobs_sweep
 from jobs.services import job_start
 from tests.conftest import ROOT, server_env, stop_process, wait_until
 from tests.jobs.conftest import (

@@ -77,11 +77,8 @@ class Command(BaseCommand):
                 time.sleep(1)
         else:
             job_start_inline(job)
-            job_run(job_id=job.pk, on_progress=progress)
+            job_run(job_id=job.pk, on_progress=progress, sliced=False)
             job.refresh_from_db()
-            while job.status == Job.Status.QUEUED:  # a slice ended: carry on here
-                job_run(job_id=job.pk, on_progress=progress)
-                job.refresh_from_db()
             progress(job)
         bar.close()
         self.stdout.write(
