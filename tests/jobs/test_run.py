@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -10,7 +11,7 @@ from django.db import connections
 
 from jobs.models import Job, JobRow
 from jobs.runner import job_run
-from jobs.services import job_cancel, job_estimate, job_pause, job_resume, job_retry_failed
+from jobs.services import JobSpec, job_cancel, job_estimate, job_pause, job_resume, job_retry_failed
 from sheets.models import CellEdit, Row
 from tests.conftest import wait_until
 from tests.jobs.conftest import (
@@ -242,3 +243,59 @@ def test_a_budget_cap_pauses_the_job_with_the_reason_before_it_spends_more(
     assert "budget" in job.reason
     assert job.cost <= budget * Decimal("1.2")
     assert 5 <= job.rows_done < 40
+
+
+@pytest.mark.django_db(transaction=True)
+def test_new_dropdown_and_date_columns_get_values_of_their_type(editor, feedback, sandbox):
+    rows = first_rows(feedback, 6)
+    topics = created(
+        editor,
+        JobSpec(
+            sheet_id=feedback.pk,
+            template="Which topics does this feedback touch? {{Feedback}}",
+            new_column_title="Topics",
+            new_column_type="MULTI_PICKLIST",
+            new_column_options=("Billing", "Support", "Product", "Speed"),
+            selection="rows",
+            row_ids=rows,
+        ),
+    )
+    answer_by = created(
+        editor,
+        JobSpec(
+            sheet_id=feedback.pk,
+            template="By which date should we answer {{Feedback}} received {{Received}}?",
+            new_column_title="Answer by",
+            new_column_type="DATE",
+            selection="rows",
+            row_ids=rows,
+        ),
+    )
+    assert job_run(job_id=topics.pk) == Job.Status.COMPLETED
+    assert job_run(job_id=answer_by.pk) == Job.Status.COMPLETED
+
+    for value in remote_values(sandbox, feedback, "Topics", rows).values():
+        assert value is None or set(value.split(", ")) <= {"Billing", "Support", "Product", "Speed"}
+    for value in remote_values(sandbox, feedback, "Answer by", rows).values():
+        assert date.fromisoformat(value)
+    assert column(feedback, "Answer by").type == "DATE"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_answers_wait_out_a_smartsheet_outage_and_are_written_without_asking_again(
+    editor, feedback, sandbox, settings
+):
+    settings.SMARTSHEET_BREAKER_FAIL_MAX = 100
+    settings.JOBS_FLUSH_SECONDS = 0.1
+    sandbox.configure(smartsheet={"fail_rate": 1.0, "fail_codes": [4004]})
+    rows = first_rows(feedback, 10)
+    job = created(editor, spec(feedback, selection="rows", row_ids=rows))
+
+    assert job_run(job_id=job.pk, sliced=False) == Job.Status.QUEUED  # handed back for later
+
+    assert JobRow.objects.filter(job=job, status="running", has_output=True).count() == 10
+    asked = openai_requests(sandbox)
+    sandbox.configure(smartsheet={"fail_rate": 0.0})
+    assert job_run(job_id=job.pk) == Job.Status.COMPLETED
+    assert openai_requests(sandbox) == asked
+    assert None not in remote_values(sandbox, feedback, "Sentiment", rows).values()
