@@ -18,7 +18,7 @@ import re
 import time
 
 import redis.asyncio as aioredis
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync, database_sync_to_async
 from django.conf import settings
 from django.template.loader import render_to_string
 
@@ -123,7 +123,9 @@ class SheetConsumer(AuthenticatedConsumer):
     # --- group messages ---
 
     async def sheet_changed(self, event: dict) -> None:
-        html = await database_sync_to_async(rows_html)(
+        # Not in the shared sync thread: there it would wait behind every view that is busy
+        # talking to Smartsheet, and the change would reach the other grids late.
+        html = await DatabaseSyncToAsync(rows_html, thread_sensitive=False)(
             sheet_id=self.sheet_id, role=self.role, event=event
         )
         if html:

@@ -6,7 +6,8 @@ sent as JSON numbers, as Smartsheet's own grid does when someone types 42, while
 plainly a number ("007", "1,5", "0.50 kg") is sent as the text typed. The rules per column type
 follow Smartsheet's strict rules (see README, "Editing"): dates as YYYY-MM-DD, checkboxes true or
 false, a picklist's options when the column restricts values to them, an email for contacts,
-4,000 characters at most. A value starting with "=" is a formula.
+4,000 characters at most. A value starting with "=" is a formula. Multi-picklist and
+multi-contact cells parse to a list (written as the API's objectValue).
 """
 
 from __future__ import annotations
@@ -116,15 +117,15 @@ def _picklist(column: Column, stripped: str, text: str) -> str:
     return _option_missing(column, stripped)
 
 
-def _multi_picklist(column: Column, stripped: str, text: str) -> str:
-    # Typed as options separated by commas or new lines; written in the text form the API reads
-    # back at the default level ("A, B").
+def _multi_picklist(column: Column, stripped: str, text: str) -> list[str]:
+    """Options typed separated by commas or new lines; written as an objectValue (the API takes
+    several options no other way)."""
     chosen = [part.strip() for part in re.split(r"[\n,]", stripped) if part.strip()]
     if column.validation:
         for option in chosen:
             if option not in column.options:
                 _option_missing(column, option)
-    return ", ".join(chosen)
+    return chosen
 
 
 def _option_missing(column: Column, value: str):
@@ -141,6 +142,16 @@ def _contact(column: Column, stripped: str, text: str) -> str:
     raise CellInvalid("Enter the person's email address, like name@example.com.")
 
 
+def _contacts(column: Column, stripped: str, text: str) -> list[str]:
+    emails = [part.strip() for part in re.split(r"[\n,;]", stripped) if part.strip()]
+    for email in emails:
+        if not _EMAIL.match(email):
+            raise CellInvalid(
+                f"“{email}” is not an email address; enter addresses separated by commas."
+            )
+    return emails
+
+
 _PARSERS = {
     "TEXT_NUMBER": _text_or_number,
     "DATE": _date,
@@ -148,4 +159,5 @@ _PARSERS = {
     "PICKLIST": _picklist,
     "MULTI_PICKLIST": _multi_picklist,
     "CONTACT_LIST": _contact,
+    "MULTI_CONTACT_LIST": _contacts,
 }

@@ -206,8 +206,14 @@ def sheet_history(request: HttpRequest, sheet_id: int) -> HttpResponse:
         edits = edits.filter(source=chosen["source"])
     paginator = Paginator(edits.order_by("-created_at", "-pk"), HISTORY_PAGE)
     page = paginator.get_page(request.GET.get("page"))
+    numbers = dict(
+        Row.objects.filter(sheet=sheet, pk__in=[e.row_id for e in page]).values_list(
+            "pk", "row_number"
+        )
+    )
     for edit in page:
         edit.column = columns.get(edit.column_id)
+        edit.row_number = numbers.get(edit.row_id)
     row_edits = RowEdit.objects.filter(sheet=sheet).select_related("user")[:20]
     users = (
         CellEdit.objects.filter(sheet=sheet, user__isnull=False)

@@ -38,6 +38,14 @@ from sheets.client import SmartsheetUnavailable
 from sheets.events import sheet_changed_send
 from sheets.models import CellEdit, Column, Row, RowEdit, Sheet
 from sheets.selectors import sheet_role_for
+from sheets.services.cellvalues import (
+    cell_display,
+    cell_holds,
+    cell_payload,
+    remote_cells,
+    sdk_row_dict,
+    stored_value,
+)
 from sheets.validation import CellInvalid, Formula, cell_value_parse
 
 logger = logging.getLogger(__name__)
@@ -122,86 +130,11 @@ def sheet_edit_lock(*, sheet_id: int) -> Iterator[None]:
             logger.warning("edit lock for sheet %s expired before release", sheet_id)
 
 
-# --- cells as the API shows them --------------------------------------------------------------
-
-
-_CELL_KEYS = ("value", "displayValue", "formula")
-
-
-def mirror_cell(cell: dict[str, Any]) -> dict[str, Any]:
-    """A cell of the API's JSON in the mirror's form (empty keys left out)."""
-    return {k: cell[k] for k in _CELL_KEYS if cell.get(k) is not None}
-
-
-def cell_display(cell: dict[str, Any]) -> str:
-    if "displayValue" in cell:
-        return str(cell["displayValue"])
-    value = cell.get("value")
-    return "" if value is None else str(value)
-
-
-def _comparable(value: Any) -> tuple | None:
-    # An unchecked checkbox may come back empty or false: the same to the person.
-    if value is None or value == "" or value is False:
-        return None
-    if isinstance(value, bool):
-        return ("bool", value)
-    if isinstance(value, int | float):
-        return ("number", float(value))
-    return ("text", str(value))
-
-
-def cell_holds(cell: dict[str, Any], value: Any) -> bool:
-    """Does the cell (mirror form) hold `value`? A formula is compared by its text."""
-    if isinstance(value, Formula):
-        return cell.get("formula") == value.text
-    if isinstance(value, str) and value.startswith("=") and cell.get("formula"):
-        return cell["formula"] == value
-    if cell.get("formula") and value is not None and value == cell.get("value"):
-        return True
-    return _comparable(cell.get("value")) == _comparable(value)
-
-
-def cell_payload(column: Column, value: Any) -> dict[str, Any]:
-    """The API cell that writes `value` (None or "" clears the cell)."""
-    if isinstance(value, Formula):
-        return {"columnId": column.id, "formula": value.text}
-    if value is None:
-        return {"columnId": column.id, "value": ""}
-    cell: dict[str, Any] = {"columnId": column.id, "value": value}
-    if column.type == "PICKLIST" and not column.validation and value not in column.options:
-        # Free text in an unrestricted picklist: strict parsing would refuse it.
-        cell["strict"] = False
-    return cell
-
-
-def stored_value(value: Any) -> tuple[Any, str]:
-    """(JSON value, formula text) for the journal."""
-    if isinstance(value, Formula):
-        return None, value.text
-    return value, ""
+# --- the mirror and the grids ------------------------------------------------------------
 
 
 def _wanted(edit: CellEdit) -> Any:
     return Formula(edit.new_formula) if edit.new_formula else edit.new_value
-
-
-def remote_cells(row: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    return {int(c["columnId"]): mirror_cell(c) for c in row.get("cells") or ()}
-
-
-def sdk_row_dict(row) -> dict[str, Any]:
-    """An SDK Row from a write answer in the API's JSON shape (cells and modifiedAt only)."""
-    return {
-        "id": int(row.id),
-        "modifiedAt": row.modified_at,
-        "cells": [cell.to_dict() for cell in row.cells or ()],
-    }
-
-
-def sdk_row_cells(row) -> dict[str, dict[str, Any]]:
-    """The mirror's `cells` for an SDK Row from a write answer."""
-    return {str(pk): cell for pk, cell in remote_cells(sdk_row_dict(row)).items() if cell}
 
 
 def mirror_row_store(*, sheet_id: int, row: dict[str, Any]) -> bool:
@@ -244,7 +177,19 @@ def announce_rows(
     )
 
 
-def _who(row: dict[str, Any]) -> tuple[str, datetime | None]:
+def _who(edit: CellEdit, row: dict[str, Any]) -> tuple[str, datetime | None]:
+    """Who last changed the cell, and when: its history's newest entry (a conflict is rare, so
+    its cost of 10 requests is worth a name that is right), else the row's last change."""
+    try:
+        history = client.cell_history_get(
+            sheet_id=edit.sheet_id, row_id=edit.row_id, column_id=edit.column_id
+        )
+    except (ApiError, SmartsheetUnavailable) as exc:
+        logger.info("no cell history for a conflict (%s); naming the row's last editor", exc)
+        history = []
+    if history:
+        by, at = history[0].modified_by, history[0].modified_at
+        return (by.name or by.email or "") if by else "", at
     by = row.get("modifiedBy") or {}
     name = by.get("name") or by.get("email") or ""
     at = row.get("modifiedAt")
@@ -273,6 +218,7 @@ def cell_update(
     """Write what `user` typed into one cell, unless Smartsheet's cell no longer holds `expected`.
 
     `force` is "Use mine" after a conflict: written over their value, still journaled.
+    Raises PermissionDenied without an edit grant, Column.DoesNotExist for a foreign column.
     """
     sheet = sheet_for_edit(user=user, sheet_id=sheet_id)
     column = Column.objects.get(pk=column_id, sheet=sheet)
@@ -327,8 +273,11 @@ def _edit_keep_pending(edit: CellEdit, reason: str) -> CellResult:
         ).first()
         if twin is not None:
             return CellResult(status="pending", edit=twin, message=PENDING_MESSAGE)
-    edit.status = CellEdit.Status.PENDING
     edit.error = reason[:500]
+    if edit.pk is not None:  # still waiting: the grid shows it as pending already
+        edit.save(update_fields=["error"])
+        return CellResult(status="pending", edit=edit, message=PENDING_MESSAGE)
+    edit.status = CellEdit.Status.PENDING
     with transaction.atomic():
         edit.save()
         announce_rows(sheet_id=edit.sheet_id, changed=[edit.row_id])
@@ -342,7 +291,8 @@ def _edit_apply_locked(edit: CellEdit, column: Column) -> CellResult:
         remote = client.row_get(sheet_id=edit.sheet_id, row_id=edit.row_id, include="writerInfo")
     except ApiError as exc:
         result = exc.error.result
-        return _edit_refused(edit, result.code, result.message, status="conflict")
+        status = "conflict" if result.code == 1006 else "invalid"  # 1006: the row is gone
+        return _edit_refused(edit, result.code, result.message, status=status)
     theirs = remote_cells(remote).get(column.id, {})
     if cell_holds(theirs, wanted):
         # Already there (a retried request, or someone typed the same): nothing to write.
@@ -385,7 +335,7 @@ def _edit_apply_locked(edit: CellEdit, column: Column) -> CellResult:
 
 
 def _edit_conflict(edit: CellEdit, remote: dict, theirs: dict) -> CellResult:
-    by, at = _who(remote)
+    by, at = _who(edit, remote)
     edit.status = CellEdit.Status.CONFLICT
     edit.old_value = theirs.get("value")
     edit.old_formula = theirs.get("formula", "")

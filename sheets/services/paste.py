@@ -23,15 +23,17 @@ from sheets.services.cells import (
     PENDING_MESSAGE,
     PasteResult,
     announce_rows,
+    mirror_row_store,
+    refusal_message,
+    sheet_edit_lock,
+    sheet_for_edit,
+)
+from sheets.services.cellvalues import (
     cell_display,
     cell_holds,
     cell_payload,
-    mirror_row_store,
-    refusal_message,
     remote_cells,
     sdk_row_dict,
-    sheet_edit_lock,
-    sheet_for_edit,
     stored_value,
 )
 from sheets.services.rows import remote_rows

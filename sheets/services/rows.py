@@ -2,12 +2,13 @@
 
 A delete keeps every deleted row (children too, which Smartsheet deletes with their parent) as
 Smartsheet held it, with where it stood, so its undo can put the rows back with their values.
-Unlike a cell edit, a row change is not kept for later when Smartsheet is away: the caller gets
-SmartsheetUnavailable and the person tries again.
+Unlike a cell edit, a row change is not kept for later when Smartsheet is away: it is journaled
+as failed (status and error on the RowEdit) and the person tries again.
 """
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left
 from typing import Any
 
@@ -15,16 +16,21 @@ from django.db import transaction
 from django.db.models import F
 
 from sheets import client
+from sheets.client import SmartsheetUnavailable
 from sheets.models import CellEdit, Column, Row, RowEdit, Sheet
 from sheets.services.cells import (
     announce_rows,
-    cell_payload,
-    mirror_cell,
-    sdk_row_cells,
     sheet_edit_lock,
     sheet_for_edit,
 )
+from sheets.services.cellvalues import (
+    cell_payload,
+    mirror_cell,
+    sdk_row_cells,
+)
 from sheets.validation import Formula
+
+logger = logging.getLogger(__name__)
 
 # Row ids per GET (they travel in the query string).
 _IDS_PER_READ = 100
@@ -77,17 +83,14 @@ def row_add(
     """An empty row below `below_row_id` (after its children), or at the bottom when None."""
     sheet = sheet_for_edit(user=user, sheet_id=sheet_id)
     location = {"siblingId": below_row_id} if below_row_id else {"toBottom": True}
-    outcome = client.rows_add(sheet_id=sheet.pk, rows=[{**location, "cells": []}])
+    try:
+        outcome = client.rows_add(sheet_id=sheet.pk, rows=[{**location, "cells": []}])
+    except SmartsheetUnavailable as exc:
+        return _row_edit_failed(user, sheet, RowEdit.Kind.ADD, source, str(exc))
     if outcome.failures:
         failure = outcome.failures[0]
-        return RowEdit.objects.create(
-            user=user,
-            sheet=sheet,
-            kind=RowEdit.Kind.ADD,
-            source=source,
-            status=RowEdit.Status.FAILED,
-            error=f"{failure.error_code}: {failure.message}"[:500],
-        )
+        error = f"{failure.error_code}: {failure.message}"
+        return _row_edit_failed(user, sheet, RowEdit.Kind.ADD, source, error)
     added = outcome.rows[0]
     with transaction.atomic():
         _mirror_row_insert(sheet, added)
@@ -136,6 +139,32 @@ def rows_delete(
     sheet = sheet_for_edit(user=user, sheet_id=sheet_id)
     family = _family(sheet, row_ids)
     ids = [pk for pk, _, _ in family]
+    if not ids:
+        return _row_edit_failed(user, sheet, RowEdit.Kind.DELETE, source, "no such rows")
+    try:
+        snapshot, deleted = _rows_snapshot_and_delete(sheet, family)
+    except SmartsheetUnavailable as exc:
+        return _row_edit_failed(user, sheet, RowEdit.Kind.DELETE, source, str(exc))
+    with transaction.atomic():
+        mirror_rows_remove(sheet, deleted)
+        edit = RowEdit.objects.create(
+            user=user,
+            sheet=sheet,
+            kind=RowEdit.Kind.DELETE,
+            row_ids=deleted,
+            rows=[r for r in snapshot if r["id"] in set(deleted)],
+            source=source,
+        )
+        announce_rows(sheet_id=sheet.pk, deleted=deleted)
+    return edit
+
+
+def _rows_snapshot_and_delete(
+    sheet: Sheet, family: list[tuple[int, int | None, int]]
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """The rows as Smartsheet holds them (and where they stand), then deleted; raises
+    SmartsheetUnavailable before anything is deleted if Smartsheet cannot be read."""
+    ids = [pk for pk, _, _ in family]
     with sheet_edit_lock(sheet_id=sheet.pk):
         current = remote_rows(sheet_id=sheet.pk, row_ids=ids)
         snapshot = [
@@ -153,19 +182,19 @@ def rows_delete(
             for pk, parent_id, number in family
             if pk in current
         ]
-        deleted = client.rows_delete(sheet_id=sheet.pk, row_ids=ids)
-    with transaction.atomic():
-        mirror_rows_remove(sheet, deleted)
-        edit = RowEdit.objects.create(
-            user=user,
-            sheet=sheet,
-            kind=RowEdit.Kind.DELETE,
-            row_ids=deleted,
-            rows=[r for r in snapshot if r["id"] in set(deleted)],
-            source=source,
-        )
-        announce_rows(sheet_id=sheet.pk, deleted=deleted)
-    return edit
+        return snapshot, client.rows_delete(sheet_id=sheet.pk, row_ids=ids)
+
+
+def _row_edit_failed(user, sheet: Sheet, kind: str, source: str, error: str) -> RowEdit:
+    logger.info("row %s on sheet %s failed: %s", kind, sheet.pk, error)
+    return RowEdit.objects.create(
+        user=user,
+        sheet=sheet,
+        kind=kind,
+        source=source,
+        status=RowEdit.Status.FAILED,
+        error=error[:500],
+    )
 
 
 # --- undo -------------------------------------------------------------------------------------
@@ -194,28 +223,38 @@ def _location(sheet: Sheet, row: dict[str, Any], new_ids: dict[int, int]) -> dic
     return {"toBottom": True}
 
 
-def rows_restore(*, sheet: Sheet, rows: list[dict[str, Any]]) -> list[int]:
-    """Add deleted rows back where they stood, with their values; returns the new ids.
+def rows_restore(*, sheet: Sheet, rows: list[dict[str, Any]]) -> tuple[list[int], str]:
+    """Add deleted rows back where they stood, with their values.
 
-    Smartsheet takes one location per request, so rows that go to the same place travel
-    together, parents before their children.
+    Returns the new ids and, when not every row came back, why; raises SmartsheetUnavailable if
+    none did. Smartsheet takes one location per request, so rows that go to the same place travel
+    together, parents before children.
     """
     columns = {str(c.pk): c for c in Column.objects.filter(sheet=sheet)}
     new_ids: dict[int, int] = {}
     remaining = list(rows)
+    error = ""
     while remaining:
         ready = [r for r in remaining if r["parent_id"] not in {x["id"] for x in remaining}]
         location = _location(sheet, ready[0], new_ids)
         batch = [r for r in ready if _location(sheet, r, new_ids) == location]
-        outcome = client.rows_add(
-            sheet_id=sheet.pk,
-            rows=[{**location, "cells": _cells_payload(columns, r["cells"])} for r in batch],
-        )
+        try:
+            outcome = client.rows_add(
+                sheet_id=sheet.pk,
+                rows=[{**location, "cells": _cells_payload(columns, r["cells"])} for r in batch],
+            )
+        except SmartsheetUnavailable as exc:
+            if not new_ids:
+                raise  # nothing done yet: the person can simply try again
+            error = str(exc)
+            break
         refused = {failure.index for failure in outcome.failures}
+        if outcome.failures:
+            error = "; ".join(f"{f.error_code}: {f.message}" for f in outcome.failures)
         accepted = [row for index, row in enumerate(batch) if index not in refused]
         with transaction.atomic():
             for row, added in zip(accepted, outcome.rows, strict=True):
                 new_ids[row["id"]] = int(added.id)
                 _mirror_row_insert(sheet, added, cells=sdk_row_cells(added))
         remaining = [r for r in remaining if r not in batch]
-    return list(new_ids.values())
+    return list(new_ids.values()), error[:500]

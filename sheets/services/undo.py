@@ -7,21 +7,29 @@ rows come back where they stood, with their values (as new rows: Smartsheet give
 
 from __future__ import annotations
 
+import logging
+
 from django.db import transaction
 
 from sheets import client
+from sheets.client import SmartsheetUnavailable
 from sheets.models import CellEdit, Column, RowEdit
 from sheets.services.cells import (
     CellResult,
     announce_rows,
     edit_apply,
-    mirror_cell,
     sheet_edit_lock,
     sheet_for_edit,
 )
+from sheets.services.cellvalues import (
+    mirror_cell,
+)
 from sheets.services.rows import mirror_rows_remove, remote_rows, rows_restore
 
+logger = logging.getLogger(__name__)
+
 ALREADY_UNDONE = "This change has already been undone."
+UNAVAILABLE = "Smartsheet is not answering right now; try the undo again in a minute."
 
 
 def edit_undo(*, user, edit_id: int, kind: str = "cell") -> CellResult:
@@ -118,23 +126,57 @@ def _row_edit_undo(user, edit: RowEdit) -> CellResult:
         )
     sheet = edit.sheet
     if edit.kind == RowEdit.Kind.DELETE:
-        with sheet_edit_lock(sheet_id=sheet.pk):
-            new_ids = rows_restore(sheet=sheet, rows=edit.rows)
+        try:
+            with sheet_edit_lock(sheet_id=sheet.pk):
+                new_ids, error = rows_restore(sheet=sheet, rows=edit.rows)
+        except SmartsheetUnavailable:
+            return CellResult(status="invalid", edit=None, message=UNAVAILABLE)
+        if not new_ids:
+            logger.info("undo of row edit %s put nothing back: %s", edit.pk, error)
+            message = "Smartsheet did not take the rows back; try the undo again in a minute."
+            return CellResult(status="invalid", edit=None, message=message)
         with transaction.atomic():
+            # Applied even when only some rows came back: undoing again would add them twice.
             undo = RowEdit.objects.create(
                 user=user,
                 sheet=sheet,
                 kind=RowEdit.Kind.ADD,
                 row_ids=new_ids,
                 source=CellEdit.Source.UNDO,
+                error=error,
                 undoes=edit,
             )
             announce_rows(sheet_id=sheet.pk, added=new_ids)
-        return CellResult(status="applied", edit=undo, message=f"{len(new_ids)} row(s) put back.")
+        message = f"{len(new_ids)} row(s) put back."
+        if error:
+            message = (
+                f"Only {len(new_ids)} of {len(edit.rows)} rows were put back: Smartsheet "
+                "refused or did not answer for the others."
+            )
+        return CellResult(status="applied", edit=undo, message=message)
+    try:
+        return _added_rows_remove(user, edit)
+    except SmartsheetUnavailable:
+        return CellResult(status="invalid", edit=None, message=UNAVAILABLE)
+
+
+def _added_rows_remove(user, edit: RowEdit) -> CellResult:
+    sheet = edit.sheet
     with sheet_edit_lock(sheet_id=sheet.pk):
         current = remote_rows(sheet_id=sheet.pk, row_ids=list(edit.row_ids))
+        # Smartsheet fills system columns (created by, auto-number …) in every new row itself.
+        system = {
+            str(pk)
+            for pk in Column.objects.filter(sheet=sheet)
+            .exclude(system_column_type="")
+            .values_list("pk", flat=True)
+        }
         typed_into = [
-            pk for pk, row in current.items() if any(mirror_cell(c) for c in row.get("cells") or ())
+            pk
+            for pk, row in current.items()
+            if any(
+                mirror_cell(c) and str(c["columnId"]) not in system for c in row.get("cells") or ()
+            )
         ]
         if typed_into:
             undo = RowEdit.objects.create(

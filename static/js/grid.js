@@ -37,16 +37,57 @@
     return cells(next)[cells(tr).indexOf(td)] || null;
   }
 
+  // While an editor is on its way, keys typed meanwhile are kept (fast typists lose nothing) and
+  // Esc/Enter/Tab wait for it. The cell as it was is kept too, so Esc restores it at once.
+  let opening = null; // {id, extra, cancel, save}
+  const shown = new Map(); // cell id -> its HTML before the editor opened
+
   function openEditor(td, typed) {
-    if (!editable || td.classList.contains("ro") || editing()) return;
+    if (!editable || td.classList.contains("ro") || editing() || opening) return;
     if (td.classList.contains("t-checkbox") && typed === undefined) {
       toggleCheckbox(td);
       return;
     }
     const params = new URLSearchParams({ edit: "1" });
     if (typed !== undefined) params.set("text", typed);
+    shown.set(td.id, td.outerHTML);
+    opening = { id: td.id, extra: "", cancel: false, save: null };
     htmx.ajax("GET", `${cellUrl(td)}?${params}`, { target: td, swap: "outerHTML" });
     say({ type: "editing", cell: td.id });
+  }
+
+  function whileOpening(event) {
+    if (event.key === "Escape") opening.cancel = true;
+    else if (event.key === "Enter") opening.save = [1, 0];
+    else if (event.key === "Tab") opening.save = [0, event.shiftKey ? -1 : 1];
+    else if (event.key.length === 1 && !event.ctrlKey && !event.metaKey) opening.extra += event.key;
+    else return;
+    event.preventDefault();
+    event.stopPropagation();
+  }
+  // Capture: between the old cell leaving and the editor's input taking focus, keys land on the
+  // page body, not the table.
+  document.addEventListener("keydown", (event) => opening && whileOpening(event), true);
+  const giveUp = () => {
+    opening = null;
+  };
+  document.body.addEventListener("htmx:responseError", giveUp);
+  document.body.addEventListener("htmx:sendError", giveUp);
+
+  function editorArrived(td) {
+    const wanted = opening && opening.id === td.id ? opening : null;
+    opening = null;
+    const input = td.querySelector("textarea, input:not([type=hidden]):not(.date-picker), select");
+    if (wanted && wanted.cancel) {
+      cancelEditor(td);
+      return;
+    }
+    if (input) {
+      if (wanted && wanted.extra && "value" in input && input.tagName !== "SELECT") input.value += wanted.extra;
+      input.focus();
+      if (input.setSelectionRange && input.type === "text") input.setSelectionRange(input.value.length, input.value.length);
+    }
+    if (wanted && wanted.save) saveEditor(td, ...wanted.save);
   }
 
   function toggleCheckbox(td) {
@@ -59,14 +100,25 @@
   }
 
   function cancelEditor(td) {
-    htmx.ajax("GET", cellUrl(td), { target: td, swap: "outerHTML" }).then(() => {
+    const before = shown.get(td.id);
+    shown.delete(td.id);
+    const changed = !td.querySelector(".cell-underneath") || !td.querySelector(".cell-underneath").hidden;
+    if (before && !changed) {
+      // Nothing changed underneath: put the cell back as it was, without a round trip.
+      td.outerHTML = before;
       focusCell(document.getElementById(td.id));
-    });
+    } else {
+      htmx.ajax("GET", cellUrl(td), { target: td, swap: "outerHTML" }).then(() => {
+        focusCell(document.getElementById(td.id));
+      });
+    }
     say({ type: "idle" });
   }
 
   function saveEditor(td, dr, dc) {
     const form = td.querySelector("form.cell-editor");
+    if (!form) return;
+    shown.delete(td.id);
     moveAfterSave = { id: td.id, dr, dc };
     htmx.trigger(form, "submit");
     say({ type: "idle" });
@@ -76,13 +128,10 @@
   document.body.addEventListener("htmx:afterSettle", () => {
     const open = table.querySelector("td.editing");
     if (open && !open.contains(document.activeElement)) {
-      const input = open.querySelector("textarea, input:not([type=hidden]):not(.date-picker), select");
-      if (input) {
-        input.focus();
-        if (input.setSelectionRange && input.type === "text") input.setSelectionRange(input.value.length, input.value.length);
-      }
+      editorArrived(open);
       return;
     }
+    if (opening && !open) opening = null; // the server answered with the plain cell (read-only)
     if (moveAfterSave) {
       const td = document.getElementById(moveAfterSave.id);
       if (td && !td.classList.contains("editing") && !td.classList.contains("conflicted")) {

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import smartsheet
+from django.conf import settings
 
+from core.ratelimit import redis_client
 from sheets.models import Column, Row, Sheet
 from tests.sheets.conftest import other_user_client
 
@@ -31,3 +33,11 @@ def change_in_smartsheet(sandbox, sheet: Sheet, row_id: int, column: Column, val
         sheet.pk,
         [smartsheet.models.Row({"id": row_id, "cells": [{"columnId": column.id, "value": value}]})],
     )
+
+
+def clear_breaker() -> None:
+    """After an outage the breaker is open; in production it half-opens after its timeout."""
+    redis = redis_client()
+    keys = list(redis.scan_iter(match=f"{settings.REDIS_PREFIX}:breaker:smartsheet*"))
+    if keys:
+        redis.delete(*keys)

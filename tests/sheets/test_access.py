@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from sheets.models import Sheet, SheetGrant
 from sheets.selectors import sheet_role_for, sheets_visible_to
@@ -49,3 +51,33 @@ def test_the_admin_shows_the_grants_inline(client, staff, sheet, alice):
     response = client.get(f"/admin/sheets/sheet/{sheet.pk}/change/")
     assert response.status_code == 200
     assert b"alice" in response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_grants_made_before_roles_existed_become_edit_grants(alice):
+    before = [("sheets", "0001_initial")]
+    after = [("sheets", "0002_grid_grants_and_journal")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    old = executor.loader.project_state(before).apps
+    OldSheet = old.get_model("sheets", "Sheet")
+    team = old.get_model("auth", "Group").objects.create(name="team")
+    sheet = OldSheet.objects.create(id=5, name="Old")
+    sheet.granted_users.add(alice.pk)
+    sheet.granted_groups.add(team)
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    grants = (
+        MigrationExecutor(connection)
+        .loader.project_state(after)
+        .apps.get_model("sheets", "SheetGrant")
+    )
+    assert set(grants.objects.values_list("user_id", "group_id", "role")) == {
+        (alice.pk, None, "edit"),
+        (None, team.pk, "edit"),
+    }
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from django.conf import settings as django_settings
-
-from core.ratelimit import redis_client
 from sheets import services, tasks
 from sheets.models import CellEdit
 from tests.sheets.edit_support import (
     change_in_smartsheet,
+    clear_breaker,
     column_named,
     remote_cell,
     rows_of,
@@ -19,11 +17,7 @@ def smartsheet_down(sandbox) -> None:
 
 def smartsheet_back(sandbox) -> None:
     sandbox.configure(smartsheet={"fail_rate": 0.0})
-    # The outage opened the breaker; in production it half-opens after its reset timeout.
-    redis = redis_client()
-    keys = list(redis.scan_iter(match=f"{django_settings.REDIS_PREFIX}:breaker:smartsheet*"))
-    if keys:
-        redis.delete(*keys)
+    clear_breaker()
 
 
 def edit(user, sheet, row, column, text, expected=None):
@@ -88,3 +82,23 @@ def test_a_block_pasted_during_an_outage_waits_and_is_written_after(sandbox, tra
     smartsheet_back(sandbox)
     assert tasks.pending_edits_apply() == 2
     assert [remote_cell(sandbox, tracker, r.pk, notes)["value"] for r in rows] == ["p", "q"]
+
+
+def test_beat_retries_pending_edits_every_minute():
+    import config.settings as configured  # the test settings switch beat off
+
+    entry = configured.CELERY_BEAT_SCHEDULE["sheets-pending-edits"]
+    assert (entry["task"], entry["schedule"]) == (tasks.pending_edits_apply.name, 60.0)
+
+
+def test_ctrl_z_on_an_edit_still_waiting_drops_it(sandbox, tracker, editor):
+    notes = column_named(tracker, "Notes")
+    row = rows_of(tracker)[4]
+    before = row.value(notes.pk)
+    smartsheet_down(sandbox)
+    assert edit(editor, tracker, row, notes, "Never mind").status == "pending"
+    assert services.last_edit_undo(user=editor, sheet_id=tracker.pk).status == "applied"
+    smartsheet_back(sandbox)
+    assert tasks.pending_edits_apply() == 0
+    assert remote_cell(sandbox, tracker, row.pk, notes).get("value") == before
+    assert CellEdit.objects.get().status == "failed"

@@ -6,7 +6,13 @@ from django.core.exceptions import PermissionDenied
 from sheets import services, sync
 from sheets.models import CellEdit, Row, RowEdit
 from tests.sheets.conftest import other_user_client, smartsheet_stats
-from tests.sheets.edit_support import change_in_smartsheet, column_named, remote_cell, rows_of
+from tests.sheets.edit_support import (
+    change_in_smartsheet,
+    clear_breaker,
+    column_named,
+    remote_cell,
+    rows_of,
+)
 
 
 def write(user, sheet, row, column, text):
@@ -146,3 +152,39 @@ def test_a_viewer_is_refused_on_every_write_path(sandbox, tracker, viewer):
             call()
     routes = smartsheet_stats(sandbox)["routes"]
     assert not any(route.split()[0] in ("PUT", "POST", "DELETE") for route in routes)
+
+
+def test_undo_of_an_added_row_ignores_what_smartsheet_fills_in_itself(sandbox, tracker, editor):
+    edit = services.row_add(user=editor, sheet_id=tracker.pk, below_row_id=None)
+    (new_id,) = edit.row_ids
+    # As if Notes were a "created by" column: Smartsheet's own value, not someone's typing.
+    notes = column_named(tracker, "Notes")
+    notes.system_column_type = "CREATED_BY"
+    notes.save()
+    change_in_smartsheet(sandbox, tracker, new_id, notes, "sandbox@example.com")
+    assert services.last_edit_undo(user=editor, sheet_id=tracker.pk).status == "applied"
+    assert not Row.objects.filter(pk=new_id).exists()
+
+
+def test_row_changes_while_smartsheet_is_down_are_journaled_as_failed(sandbox, tracker, editor):
+    rows = rows_of(tracker)
+    sandbox.configure(smartsheet={"fail_rate": 1.0})
+    added = services.row_add(user=editor, sheet_id=tracker.pk, below_row_id=None)
+    deleted = services.rows_delete(user=editor, sheet_id=tracker.pk, row_ids=[rows[-1].pk])
+    assert (added.status, deleted.status) == ("failed", "failed")
+    assert "Smartsheet is unavailable" in deleted.error
+    assert [r.pk for r in rows_of(tracker)] == [r.pk for r in rows]
+    assert services.last_edit_undo(user=editor, sheet_id=tracker.pk) is None
+
+
+def test_undo_of_a_delete_while_smartsheet_is_down_can_be_tried_again(sandbox, tracker, editor):
+    last = rows_of(tracker)[-1]
+    edit = services.rows_delete(user=editor, sheet_id=tracker.pk, row_ids=[last.pk])
+    sandbox.configure(smartsheet={"fail_rate": 1.0})
+    result = services.edit_undo(user=editor, edit_id=edit.pk, kind="row")
+    assert result.status == "invalid"
+    assert result.message.startswith("Smartsheet is not answering")
+    sandbox.configure(smartsheet={"fail_rate": 0.0})
+    clear_breaker()
+    assert services.edit_undo(user=editor, edit_id=edit.pk, kind="row").status == "applied"
+    assert rows_of(tracker)[-1].cells == last.cells

@@ -84,7 +84,7 @@ def test_an_unrestricted_picklist_takes_free_text_as_smartsheet_does():
 
 def test_a_restricted_multi_picklist_checks_every_option():
     tags = column("MULTI_PICKLIST", title="Tags", options=["a", "b"], validation=True)
-    assert cell_value_parse(column=tags, text="a, b") == "a, b"
+    assert cell_value_parse(column=tags, text="a, b") == ["a", "b"]
     assert "“c” is not an option" in invalid(tags, "a, c")
 
 
@@ -100,3 +100,9 @@ def test_locked_and_system_columns_are_read_only():
     for system in ("CREATED_DATE", "MODIFIED_DATE", "CREATED_BY", "MODIFIED_BY", "AUTO_NUMBER"):
         message = invalid(column(system_column_type=system), "1")
         assert "filled in by Smartsheet" in message
+
+
+def test_several_contacts_are_emails_separated_by_commas():
+    people = column("MULTI_CONTACT_LIST")
+    assert cell_value_parse(column=people, text="a@x.io, b@x.io") == ["a@x.io", "b@x.io"]
+    assert "“Pat” is not an email address" in invalid(people, "a@x.io, Pat")
