@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from core.redis import redis_client
 from jobs.services import JobSpec, job_create
 from sheets import sync
 from sheets.models import Column, Sheet, SheetGrant
@@ -24,6 +25,10 @@ SUMMARY_PROMPT = "Summarize this feedback from {{Customer}} in one sentence: {{F
 @pytest.fixture(autouse=True)
 def _jobs_settings(settings, sandbox):
     _forget_ai_state()
+    redis = redis_client()
+    stale = list(redis.scan_iter(match=f"{settings.REDIS_PREFIX}:jobs:*"))
+    if stale:
+        redis.delete(*stale)  # other tests' jobs in the priority list
     settings.AZURE_OPENAI_ENDPOINT = sandbox.url
     settings.AZURE_OPENAI_API_KEY = "sandbox-key"
     settings.AZURE_OPENAI_DEPLOYMENT = "gpt-4o-mini"
