@@ -335,6 +335,8 @@ JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=1.0)
 # A running job whose heartbeat is older than this is re-queued by the beat sweep.
 JOBS_STALE_SECONDS = env.int("JOBS_STALE_SECONDS", default=60)
 JOBS_SWEEP_INTERVAL = env.int("JOBS_SWEEP_INTERVAL", default=30)
+# A job queued this long without a worker taking it has its task sent again (lost messages).
+JOBS_QUEUED_RESEND_SECONDS = env.int("JOBS_QUEUED_RESEND_SECONDS", default=900)
 # A run re-queues itself after this long (priorities, task time limits).
 JOBS_SLICE_SECONDS = env.float("JOBS_SLICE_SECONDS", default=300.0)
 JOBS_REQUEUE_DELAY = env.float("JOBS_REQUEUE_DELAY", default=30.0)

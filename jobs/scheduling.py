@@ -55,7 +55,7 @@ def priority_leave(*, job: Job) -> None:
 def jobs_sweep() -> list[int]:
     """Re-queue jobs whose worker stopped beating (killed, lost); they resume where they were.
 
-    A cancelling job whose worker died is cancelled.
+    A cancelling job whose worker died is cancelled. Returns the ids of the jobs sent again.
     """
     stale = timezone.now() - timedelta(seconds=settings.JOBS_STALE_SECONDS)
     requeued = []
@@ -70,4 +70,13 @@ def jobs_sweep() -> list[int]:
             logger.warning("job %s: its worker stopped answering; queued again", job.pk)
             job_enqueue(job=job)
             requeued.append(job.pk)
+    # A queued job whose task message was lost (Redis emptied by a restart, a purge) is sent
+    # again; a duplicate is harmless, as only one run can claim the job.
+    lost = timezone.now() - timedelta(seconds=settings.JOBS_QUEUED_RESEND_SECONDS)
+    for job in Job.objects.filter(
+        status=Job.Status.QUEUED, started_at__isnull=False, heartbeat_at__lt=lost
+    ):
+        logger.warning("job %s: queued for long; its task is sent again", job.pk)
+        job_enqueue(job=job)
+        requeued.append(job.pk)
     return requeued
