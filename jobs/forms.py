@@ -23,8 +23,8 @@ from sheets.validation import column_read_only_reason
 NEW_COLUMN = "new"
 TYPE_LABELS = {
     "TEXT_NUMBER": "Text or number",
-    "PICKLIST": "Dropdown (one option)",
-    "MULTI_PICKLIST": "Dropdown (several options)",
+    "PICKLIST": "Dropdown",
+    "MULTI_PICKLIST": "Dropdown, several values",
     "CHECKBOX": "Checkbox",
     "DATE": "Date",
 }
@@ -36,7 +36,7 @@ class JobForm(forms.Form):
         max_length=200, required=False, help_text="Optional; “Fill <column>” by default."
     )
     template = forms.CharField(
-        label="Prompt",
+        label="What to ask for each row",
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "true"}),
         help_text="Reference columns as {{Column Title}}; click a column below to insert it.",
     )

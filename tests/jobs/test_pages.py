@@ -59,7 +59,7 @@ def test_the_form_offers_each_column_to_insert_and_the_columns_a_job_can_fill(
     html = client.get(new_url(feedback)).content.decode()
     for title in ("Customer", "Feedback", "Channel", "Received"):
         assert f'data-insert="{{{{{title}}}}}"' in html
-    assert ">Sentiment (dropdown (one option))</option>" in html
+    assert ">Sentiment (dropdown)</option>" in html
     assert ">Follow up (checkbox)</option>" in html
     assert 'value="new"' in html
     assert 'name="batch_size" value="100"' in html
