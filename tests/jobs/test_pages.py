@@ -352,3 +352,37 @@ def test_a_paused_job_shows_its_reason_and_a_failed_row_count_offers_retry(
     html = client.get(reverse("jobs:detail", args=[job.pk])).content.decode()
     assert re.findall(r'data-testid="action-(\w+)"', html) == ["resume", "cancel", "retry"]
     assert 'data-testid="job-reason">Paused by alice.' in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_starting_a_job_into_a_new_column_creates_it_on_the_sheet(
+    client, editor, feedback, sandbox
+):
+    client.force_login(editor)
+    rows = ",".join(str(pk) for pk in first_rows(feedback, 3))
+    url = new_url(feedback, rows=rows)
+    data = form_data(
+        feedback,
+        template="How urgent is {{Feedback}}?",
+        target="new",
+        new_column_title="Urgency",
+        new_column_type="PICKLIST",
+        new_column_options="Low\nHigh\n",
+        selection="rows",
+        rows=rows,
+    )
+    preview = client.post(url, {**data, "action": "preview"}, **HTMX).content.decode()
+    assert set(re.findall(r'class="preview-answer">([^<]*)<', preview)) <= {"Low", "High"}
+    assert "Urgency" not in [c.title for c in feedback.columns.all()]  # not before Start
+
+    client.post(url, {**data, "action": "start", "estimate": estimate_token(preview)})
+
+    job = Job.objects.get()
+    urgency = column(feedback, "Urgency")
+    assert (job.target_column_id, urgency.type, urgency.options) == (
+        urgency.pk,
+        "PICKLIST",
+        ["Low", "High"],
+    )
+    remote = other_user_client(sandbox).Sheets.get_columns(feedback.pk, include_all=True).data
+    assert "Urgency" in [c.title for c in remote]
