@@ -9,7 +9,7 @@ import dataclasses
 import hashlib
 import json
 import logging
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.core import signing
@@ -221,25 +221,46 @@ def _undo_conflicts(job: Job, result: UndoResult) -> list[tuple[int, str]]:
     return sorted((numbers.get(row_id, 0), why) for row_id, why in result.conflicts)
 
 
+def _budget(raw: str) -> Decimal | None:
+    """A new budget typed next to Resume; ValueError when it is not an amount above 0."""
+    if not raw.strip():
+        return None
+    try:
+        budget = Decimal(raw.strip())
+    except InvalidOperation:
+        budget = Decimal(0)
+    if not budget.is_finite() or budget <= 0:
+        raise ValueError("A budget is an amount in USD above 0, like 2.50.")
+    return budget
+
+
+def _outcome(request: HttpRequest, job: Job, action: str) -> dict:
+    """Run one action; what to tell the person (a message, undo's conflicts, or an error)."""
+    try:
+        budget = _budget(request.POST.get("budget", "")) if action == "resume" else None
+    except ValueError as exc:
+        return {"error": str(exc)}
+    try:
+        if action == "resume":
+            result = job_resume(user=request.user, job_id=job.pk, budget=budget)
+        else:
+            result = _ACTIONS[action](user=request.user, job_id=job.pk)
+    except JobInvalid as exc:
+        return {"error": exc.message}
+    except SmartsheetUnavailable as exc:
+        return {"error": str(exc)}
+    if isinstance(result, UndoResult):
+        return {"message": result.summary(), "conflicts": _undo_conflicts(job, result)}
+    return {"message": _DONE[action]}
+
+
 @require_POST
 def job_action(request: HttpRequest, job_id: int, action: str) -> HttpResponse:
     """Pause, resume, cancel, retry failed rows or undo; answers with the job's fresh state."""
     job = selectors.job_for_viewer(user=request.user, job_id=job_id)
-    service = _ACTIONS.get(action)
-    if service is None:
+    if action not in _ACTIONS:
         raise Http404("No such action.")
-    outcome: dict = {}
-    try:
-        result = service(user=request.user, job_id=job.pk)
-    except JobInvalid as exc:
-        outcome = {"error": exc.message}
-    except SmartsheetUnavailable as exc:
-        outcome = {"error": str(exc)}
-    else:
-        if isinstance(result, UndoResult):
-            outcome = {"message": result.summary(), "conflicts": _undo_conflicts(job, result)}
-        else:
-            outcome = {"message": _DONE[action]}
+    outcome = _outcome(request, job, action)
     if not request.htmx:
         if outcome.get("error"):
             messages.error(request, outcome["error"])

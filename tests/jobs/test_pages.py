@@ -4,6 +4,7 @@ and its buttons, and who may see or steer what."""
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 import pytest
 import smartsheet
@@ -386,3 +387,28 @@ def test_starting_a_job_into_a_new_column_creates_it_on_the_sheet(
     )
     remote = other_user_client(sandbox).Sheets.get_columns(feedback.pk, include_all=True).data
     assert "Urgency" in [c.title for c in remote]
+
+
+@pytest.mark.django_db
+def test_a_job_paused_at_its_budget_resumes_with_a_higher_one_typed_next_to_resume(
+    client, editor, feedback
+):
+    job = created(
+        editor,
+        spec(feedback, selection="rows", row_ids=first_rows(feedback, 3), budget=Decimal("0.01")),
+    )
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.PAUSED, reason="Paused: the budget of $0.01 would be exceeded."
+    )
+    client.force_login(editor)
+    html = client.get(reverse("jobs:detail", args=[job.pk])).content.decode()
+    assert 'data-testid="resume-budget"' in html and 'value="0.01"' in html
+
+    url = reverse("jobs:action", args=[job.pk, "resume"])
+    refused = client.post(url, {"budget": "-3"}, **HTMX).content.decode()
+    assert "A budget is an amount in USD above 0" in refused
+    assert Job.objects.get(pk=job.pk).status == Job.Status.PAUSED
+
+    resumed = client.post(url, {"budget": "2.50"}, **HTMX).content.decode()
+    assert 'data-status="queued"' in resumed and "Resumed." in resumed
+    assert Job.objects.get(pk=job.pk).budget == Decimal("2.50")
