@@ -56,10 +56,19 @@ def jobs_worker(django_db_blocker) -> Iterator[subprocess.Popen]:
             raise RuntimeError(f"the Celery worker exited early; see {log.name}")
         return bool(app.control.ping(destination=[f"jobs-browser@{_host()}"], timeout=0.5))
 
+    others: list[str] = []
     try:
         wait_until(ready, timeout=30, what="the jobs worker to answer a ping")
+        # The session's worker (tests/conftest.py), if this process started one, would take the
+        # job at its own pace: it stops taking bulk tasks while this test runs.
+        me = f"jobs-browser@{_host()}"
+        others = [n for reply in app.control.ping(timeout=0.5) for n in reply if n != me]
+        if others:
+            app.control.cancel_consumer("bulk", destination=others, reply=True)
         yield proc
     finally:
+        if others:
+            app.control.add_consumer("bulk", destination=others, reply=True)
         stop_process(proc)
         log.close()
 
