@@ -24,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -37,7 +38,6 @@ from sheets.services.cells import (
     cell_payload,
     refusal_message,
     remote_cells,
-    sdk_row_dict,
     sheet_edit_lock,
 )
 
@@ -123,7 +123,7 @@ def job_rows_flush(*, job: Job, target: Column, rows: list[JobRow]) -> FlushResu
                 to_write.append(job_row)
         if to_write:
             JobRow.objects.filter(pk__in=[r.pk for r in to_write]).update(write_started_at=read_at)
-            outcome = client.rows_update(
+            outcome = client.rows_update_json(
                 sheet_id=job.sheet_id,
                 rows=[
                     {"id": r.row_id, "cells": [cell_payload(target, r.output)]} for r in to_write
@@ -132,38 +132,48 @@ def job_rows_flush(*, job: Job, target: Column, rows: list[JobRow]) -> FlushResu
         else:
             outcome = client.BulkWriteResult()
         refused = {to_write[f.index].row_id: f for f in outcome.failures}
-        written = {int(row.id): sdk_row_dict(row) for row in outcome.rows}
+        written = {int(row["id"]): row for row in outcome.rows}
         with transaction.atomic():
-            mirror_rows_store(job.sheet_id, target, [*written.values()])
-            edits = _journal(job, target, to_write, written, before, outcome.version)
             now = timezone.now()
-            updates = []
-            for job_row in to_write:
-                if job_row.row_id in refused:
-                    failure = refused[job_row.row_id]
-                    job_row.status = JobRow.Status.FAILED
-                    job_row.error = refusal_message(failure.error_code, failure.message)
-                    result.failed.append(job_row.row_id)
-                elif job_row.row_id in edits:
-                    job_row.status = JobRow.Status.DONE
-                    job_row.cell_edit = edits[job_row.row_id]
-                    result.written.append(job_row.row_id)
-                else:  # accepted without the row in the answer: unusual; check on the next run
-                    continue
-                updates.append(job_row)
-            for job_row in already:
-                job_row.status = JobRow.Status.DONE
-                result.written.append(job_row.row_id)
-                updates.append(job_row)
-            for job_row in conflicts:
-                job_row.status = JobRow.Status.SKIPPED
-                result.skipped.append(job_row.row_id)
-                updates.append(job_row)
-            for job_row in updates:
-                job_row.updated_at = now
-            JobRow.objects.bulk_update(
-                updates, ["status", "error", "cell_edit", "updated_at"], batch_size=500
+            mirror_rows_store(job.sheet_id, target, [*written.values()])
+            journaled = _journal(job, target, to_write, written, before, outcome.version, now)
+            done = [r for r in to_write if r.row_id in journaled and r.row_id not in refused]
+            # One statement links each row to its journal entry (this flush's are the ones
+            # applied at `now`), rather than an UPDATE per row.
+            JobRow.objects.filter(pk__in=[r.pk for r in done]).update(
+                status=JobRow.Status.DONE,
+                error="",
+                updated_at=now,
+                cell_edit=Subquery(
+                    CellEdit.objects.filter(
+                        sheet_id=job.sheet_id,
+                        row_id=OuterRef("row_id"),
+                        column_id=target.pk,
+                        source=CellEdit.Source.JOB,
+                        applied_at=now,
+                    ).values("pk")[:1]
+                ),
             )
+            result.written.extend(r.row_id for r in done)
+            JobRow.objects.filter(pk__in=[r.pk for r in already]).update(
+                status=JobRow.Status.DONE, updated_at=now
+            )
+            result.written.extend(r.row_id for r in already)
+            # Refusals and conflicts are few, and each has its own reason.
+            for job_row in to_write:
+                failure = refused.get(job_row.row_id)
+                if failure is not None:
+                    JobRow.objects.filter(pk=job_row.pk).update(
+                        status=JobRow.Status.FAILED,
+                        error=refusal_message(failure.error_code, failure.message),
+                        updated_at=now,
+                    )
+                    result.failed.append(job_row.row_id)
+            for job_row in conflicts:
+                JobRow.objects.filter(pk=job_row.pk).update(
+                    status=JobRow.Status.SKIPPED, error=job_row.error, updated_at=now
+                )
+                result.skipped.append(job_row.row_id)
             Job.objects.filter(pk=job.pk).update(read_at=read_at)
             job.read_at = read_at
             if written:
@@ -217,8 +227,9 @@ def _journal(
     written: dict[int, dict],
     before: dict[int, dict],
     version: int | None,
-) -> dict[int, CellEdit]:
-    now = timezone.now()
+    now,
+) -> set[int]:
+    """Journal the written cells (applied at `now`); the row ids journaled."""
     edits = {}
     for job_row in rows:
         if job_row.row_id not in written:
@@ -242,7 +253,7 @@ def _journal(
             applied_at=now,
         )
     CellEdit.objects.bulk_create(edits.values(), batch_size=500)
-    return edits
+    return set(edits)
 
 
 def _display(value: Any) -> str:

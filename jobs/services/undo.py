@@ -26,7 +26,6 @@ from sheets.services.cells import (
     cell_payload,
     refusal_message,
     remote_cells,
-    sdk_row_dict,
     sheet_edit_lock,
 )
 
@@ -77,7 +76,7 @@ def job_undo(*, user, job_id: int) -> UndoResult:
                     (job_row.row_id, row_changed_note(row).replace("the job read", "the job wrote"))
                 )
         outcome = (
-            client.rows_update(
+            client.rows_update_json(
                 sheet_id=job.sheet_id,
                 rows=[
                     {"id": r.row_id, "cells": [cell_payload(target, r.cell_edit.old_value)]}
@@ -88,7 +87,7 @@ def job_undo(*, user, job_id: int) -> UndoResult:
             else client.BulkWriteResult()
         )
         refused = {restore[f.index].row_id: f for f in outcome.failures}
-        written = {int(row.id): sdk_row_dict(row) for row in outcome.rows}
+        written = {int(row["id"]): row for row in outcome.rows}
         now = timezone.now()
         edits = []
         with transaction.atomic():
