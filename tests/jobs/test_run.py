@@ -310,3 +310,19 @@ def test_answers_wait_out_a_smartsheet_outage_and_are_written_without_asking_aga
     assert job_run(job_id=job.pk) == Job.Status.COMPLETED
     assert openai_requests(sandbox) == asked
     assert None not in remote_values(sandbox, feedback, "Sentiment", rows).values()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_smartsheet_refuses_fails_alone_with_its_reason(editor, feedback, sandbox):
+    rows = first_rows(feedback, 8)
+    job = created(editor, spec(feedback, selection="rows", row_ids=rows))
+    other_user_client(sandbox).Sheets.delete_rows(feedback.pk, [rows[5]])
+
+    assert job_run(job_id=job.pk) == Job.Status.COMPLETED_WITH_ERRORS
+
+    refused = JobRow.objects.get(job=job, row_id=rows[5])
+    assert refused.status == "failed"
+    assert "no longer exists" in refused.error
+    assert JobRow.objects.filter(job=job, status="done").count() == 7
+    values = remote_values(sandbox, feedback, "Sentiment", rows)
+    assert rows[5] not in values and None not in values.values()
