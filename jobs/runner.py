@@ -6,8 +6,8 @@ Inside one Celery task (or `manage.py run_job`):
   model calls going on a pool of threads; the shared limiter in ai/quota.py makes each call
   wait for its slot, so the pool only needs to be big enough to fill the quota;
 - each thread stores its row's answer on the JobRow (conditionally) before anything is written;
-- a writer thread flushes answered rows (jobs/writer.py) every JOBS_FLUSH_SECONDS or
-  JOBS_FLUSH_ROWS rows, while the calls go on;
+- a writer thread flushes answered rows (jobs/writer.py) once JOBS_FLUSH_ROWS wait, or when
+  the oldest has waited JOBS_FLUSH_SECONDS, while the calls go on;
 - every JOBS_HEARTBEAT_SECONDS the main thread beats, re-reads the status (a pause or cancel takes
   effect within a second: no new calls, the answered rows are written on pause), refreshes the
   counts and publishes progress. A run whose token is gone (the sweep re-queued the job) stops.
@@ -40,7 +40,6 @@ from jobs.models import Job, JobRow
 from jobs.scheduling import priority_announce, priority_leave
 from jobs.services import job_counts_refresh, job_enqueue, job_rows_close
 from jobs.writer import FlushResult, job_rows_flush_safely
-from sheets.client import MAX_ROWS_PER_REQUEST
 from sheets.models import Column, Row
 
 logger = logging.getLogger(__name__)
@@ -240,19 +239,17 @@ class JobRunner:
     def _flush_count(self, idle: bool, since_flush: float) -> int:
         """How many answered rows to write now (0: keep collecting).
 
-        A flush costs one read plus a write per 500 rows, so on the timer only whole requests
-        go out and the rest waits for the next; everything goes when JOBS_FLUSH_ROWS are
-        waiting, when the run winds down, or when answers have waited three timer periods.
+        A flush costs one read plus one write per 500 rows: at JOBS_FLUSH_ROWS (1,000) a flush
+        that is 3 calls per 1,000 rows. Smaller flushes happen only when the run winds down or
+        an answer has waited JOBS_FLUSH_SECONDS.
         """
         waiting = len(self.ready)
-        if not waiting:
-            return 0
-        if idle or waiting >= settings.JOBS_FLUSH_ROWS:
+        if waiting and (
+            idle
+            or waiting >= settings.JOBS_FLUSH_ROWS
+            or since_flush >= settings.JOBS_FLUSH_SECONDS
+        ):
             return waiting
-        if since_flush >= 3 * settings.JOBS_FLUSH_SECONDS:
-            return waiting
-        if since_flush >= settings.JOBS_FLUSH_SECONDS:
-            return waiting // MAX_ROWS_PER_REQUEST * MAX_ROWS_PER_REQUEST
         return 0
 
     def _dispatch(self) -> None:

@@ -21,7 +21,7 @@ from tests.jobs.conftest import (
 @pytest.mark.django_db(transaction=True)
 def test_a_thousand_rows_cost_at_most_three_smartsheet_calls(editor, feedback, sandbox, settings):
     quota(settings, sandbox, rpm=60_000, tpm=60_000_000)
-    settings.JOBS_FLUSH_SECONDS = 60.0  # flushes by size: 1,000 rows
+    settings.JOBS_FLUSH_SECONDS = 60.0  # flushes by size only: 1,000 rows
     settings.JOBS_MAX_IN_FLIGHT = 16
     rows = first_rows(feedback, 1000)
     job = created(editor, spec(feedback, selection="rows", row_ids=rows))
