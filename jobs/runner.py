@@ -40,6 +40,7 @@ from jobs.models import Job, JobRow
 from jobs.scheduling import priority_announce, priority_leave
 from jobs.services import job_counts_refresh, job_enqueue, job_rows_close
 from jobs.writer import FlushResult, job_rows_flush_safely
+from sheets.client import MAX_ROWS_PER_REQUEST
 from sheets.models import Column, Row
 
 logger = logging.getLogger(__name__)
@@ -244,12 +245,11 @@ class JobRunner:
         an answer has waited JOBS_FLUSH_SECONDS.
         """
         waiting = len(self.ready)
-        if waiting and (
-            idle
-            or waiting >= settings.JOBS_FLUSH_ROWS
-            or since_flush >= settings.JOBS_FLUSH_SECONDS
-        ):
+        if waiting and (idle or since_flush >= settings.JOBS_FLUSH_SECONDS):
             return waiting
+        if waiting >= settings.JOBS_FLUSH_ROWS:
+            # Whole requests: 1,003 waiting go out as 1,000, not as 500 + 500 + 3.
+            return max(MAX_ROWS_PER_REQUEST, waiting // MAX_ROWS_PER_REQUEST * MAX_ROWS_PER_REQUEST)
         return 0
 
     def _dispatch(self) -> None:
