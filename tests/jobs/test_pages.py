@@ -412,3 +412,24 @@ def test_a_job_paused_at_its_budget_resumes_with_a_higher_one_typed_next_to_resu
     resumed = client.post(url, {"budget": "2.50"}, **HTMX).content.decode()
     assert 'data-status="queued"' in resumed and "Resumed." in resumed
     assert Job.objects.get(pk=job.pk).budget == Decimal("2.50")
+
+
+@pytest.mark.django_db
+def test_after_a_reconnect_the_page_fetches_the_state_it_missed(client, editor, feedback):
+    job = created(editor, spec(feedback, selection="rows", row_ids=first_rows(feedback, 4)))
+    client.force_login(editor)
+    url = reverse("jobs:detail", args=[job.pk])
+    page = client.get(url).content.decode()
+    assert f'hx-get="{url}?part=live" hx-trigger="ws:reconnected from:body"' in page
+    assert re.search(r'id="job-rows"[^>]*hx-trigger="job-rows, ws:reconnected from:body"', page)
+    # Pushes sent while the socket was down are lost; the database has moved on.
+    JobRow.objects.filter(job=job).update(status="done", has_output=True, output="Neutral")
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.COMPLETED, rows_done=4)
+
+    live = client.get(f"{url}?part=live", **HTMX).content.decode()
+    rows = client.get(f"{url}?part=rows&page=1", **HTMX).content.decode()
+
+    assert live.lstrip().startswith('<div id="job-live"')
+    assert 'data-status="completed"' in live and 'data-percent="100"' in live
+    assert 'data-testid="action-undo"' in live
+    assert rows.count('data-status="done"') == 4 and "Neutral" in rows
