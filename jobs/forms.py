@@ -160,21 +160,18 @@ class JobForm(forms.Form):
         """The JobSpec of a valid form."""
         data = self.cleaned_data
         new = data["target"] == NEW_COLUMN
+        selection, filter_text = data["selection"], (data.get("filter_text") or "").strip()
         return JobSpec(
             sheet_id=self.sheet.pk,
             name=data.get("name") or "",
             template=data["template"],
             target_column_id=None if new else int(data["target"]),
             new_column_title=(data.get("new_column_title") or "").strip() if new else "",
-            new_column_type=(data.get("new_column_type") or "TEXT_NUMBER")
-            if new
-            else "TEXT_NUMBER",
+            new_column_type=(new and data.get("new_column_type")) or "TEXT_NUMBER",
             new_column_options=self._options(data) if new else (),
-            selection=data["selection"],
-            filter_text=data.get("filter_text") or ""
-            if data["selection"] == Job.Selection.FILTER
-            else "",
-            row_ids=data["rows"] if data["selection"] == Job.Selection.ROWS else (),
+            selection=selection,
+            filter_text=filter_text if selection == Job.Selection.FILTER else "",
+            row_ids=data["rows"] if selection == Job.Selection.ROWS else (),
             deployment=data["deployment"],
             batch_size=data["batch_size"],
             priority=data["priority"],

@@ -433,3 +433,16 @@ def test_after_a_reconnect_the_page_fetches_the_state_it_missed(client, editor, 
     assert 'data-status="completed"' in live and 'data-percent="100"' in live
     assert 'data-testid="action-undo"' in live
     assert rows.count('data-status="done"') == 4 and "Neutral" in rows
+
+
+@pytest.mark.django_db
+def test_a_filter_left_in_the_form_applies_only_when_rows_matching_it_are_chosen(editor, feedback):
+    from jobs.forms import JobForm
+
+    typed = form_data(feedback, filter_text="Channel = Email", selection="all")
+    form = JobForm(typed, sheet=feedback)
+    assert form.is_valid(), form.errors
+    assert (form.spec().selection, form.spec().filter_text) == ("all", "")
+    form = JobForm({**typed, "selection": "filter"}, sheet=feedback)
+    assert form.is_valid(), form.errors
+    assert form.spec().filter_text == "Channel = Email"
