@@ -83,7 +83,7 @@ def _sheet_for_new_job(request: HttpRequest) -> Sheet:
     try:
         sheet_id = int(request.GET.get("sheet", ""))
     except ValueError:
-        raise Http404("Choose a sheet first.") from None
+        raise Http404("No sheet here.") from None
     sheet = get_object_or_404(Sheet, pk=sheet_id)
     role = sheet_role_for(user=request.user, sheet=sheet)
     if role is None:
@@ -121,6 +121,9 @@ def _estimate_from(token: str, spec: JobSpec) -> Estimate | None:
 def job_new(request: HttpRequest) -> HttpResponse:
     """GET: the form. POST action=preview (htmx): 3 rows answered, the estimate, then Start.
     POST action=start: the job is created and started, and the page shows it running."""
+    if not request.GET.get("sheet"):
+        messages.info(request, "Choose the sheet to run AI on: “Run AI on a column” on its row.")
+        return redirect("sheets:index")
     sheet = _sheet_for_new_job(request)
     context: dict = {"sheet": sheet}
     if request.method != "POST":

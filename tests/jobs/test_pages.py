@@ -446,3 +446,13 @@ def test_a_filter_left_in_the_form_applies_only_when_rows_matching_it_are_chosen
     form = JobForm({**typed, "selection": "filter"}, sheet=feedback)
     assert form.is_valid(), form.errors
     assert form.spec().filter_text == "Channel = Email"
+
+
+@pytest.mark.django_db
+def test_the_form_without_a_sheet_sends_the_user_to_choose_one(client, editor, feedback):
+    client.force_login(editor)
+    response = client.get(reverse("jobs:new"), follow=True)
+    assert response.redirect_chain == [(reverse("sheets:index"), 302)]
+    html = response.content.decode()
+    assert "Choose the sheet to run AI on" in html
+    assert f'href="{new_url(feedback)}" data-testid="run-ai"' in html
