@@ -43,6 +43,22 @@ def _jobs_settings(settings, sandbox):
     _forget_ai_state()
 
 
+@pytest.fixture(autouse=True)
+def enqueued(request, monkeypatch) -> list[int]:
+    """Jobs handed to Celery, recorded instead of sent, unless the test runs real workers.
+
+    A test that runs a job in-process after resume or retry must not race a session worker
+    (started for other tests in the same process) for it.
+    """
+    sent: list[int] = []
+    if {"workers", "celery_worker"} & set(request.fixturenames):
+        return sent
+    from jobs.tasks import job_run_task
+
+    monkeypatch.setattr(job_run_task, "apply_async", lambda args, **kw: sent.append(args[0]))
+    return sent
+
+
 @pytest.fixture
 def feedback(sandbox, db) -> Sheet:
     """Customer Feedback (2,000 rows), mirrored by a full sync."""

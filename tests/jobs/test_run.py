@@ -199,7 +199,7 @@ def test_cancel_takes_effect_within_a_batch_and_leaves_the_rest_unwritten(
 
 @pytest.mark.django_db(transaction=True)
 def test_pause_writes_what_was_answered_and_resume_finishes_without_asking_twice(
-    editor, feedback, sandbox, settings
+    editor, feedback, sandbox, settings, enqueued
 ):
     sandbox.configure(openai={"latency_ms": 100})
     settings.JOBS_MAX_IN_FLIGHT = 2
@@ -222,6 +222,7 @@ def test_pause_writes_what_was_answered_and_resume_finishes_without_asking_twice
 
     asked = openai_requests(sandbox)
     job_resume(user=editor, job_id=job.pk)
+    assert enqueued == [job.pk]
     assert job_run(job_id=job.pk) == Job.Status.COMPLETED
     assert openai_requests(sandbox) - asked == 40 - paused_done
     assert None not in remote_values(sandbox, feedback, "Sentiment", rows).values()
