@@ -120,12 +120,9 @@ CHANNEL_LAYERS = {
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "global_keyprefix": f"{REDIS_PREFIX}:celery:",
-    # Job priorities (0 high, 3 normal, 6 low): Redis keeps one list per step, served in order.
-    "queue_order_strategy": "priority",
-    "priority_steps": [0, 3, 6, 9],
-}
+# Job priorities (0 high, 3 normal, 6 low) use the Redis transport's default priority steps
+# (0, 3, 6, 9): one list per step, served lowest number first.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_PREFIX}:celery:"}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_PREFIX}:celery:"}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

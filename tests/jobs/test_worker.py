@@ -100,13 +100,14 @@ def test_a_job_whose_worker_is_killed_resumes_and_writes_every_row_exactly_once(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_high_priority_job_finishes_while_a_long_normal_one_waits_its_turn(
+def test_a_high_priority_job_is_served_before_normal_ones_queued_earlier(
     editor, feedback, sandbox, workers
 ):
-    """One worker slot: the long job's run ends after its slice, and the broker then hands the
-    worker the high-priority job before the long job's next slice."""
+    """One worker slot: the long job's run ends after its slice; of the jobs then waiting, the
+    high-priority one queued last is served first, the normal one queued before it waits."""
     sandbox.configure(openai={"latency_ms": 100})
     long_job = created(editor, spec(feedback, selection="rows", row_ids=first_rows(feedback, 600)))
+    waiting = created(editor, spec(feedback, selection="rows", row_ids=first_rows(feedback, 20)))
     urgent = created(
         editor,
         spec(
@@ -121,6 +122,7 @@ def test_a_high_priority_job_finishes_while_a_long_normal_one_waits_its_turn(
     workers("only", concurrency=1, JOBS_SLICE_SECONDS="2")
     job_start(user=editor, job_id=long_job.pk)
     wait_until(lambda: _count(long_job, has_output=True) >= 5, timeout=60, what="the long job")
+    job_start(user=editor, job_id=waiting.pk)
     job_start(user=editor, job_id=urgent.pk)
 
     wait_until(
@@ -128,6 +130,7 @@ def test_a_high_priority_job_finishes_while_a_long_normal_one_waits_its_turn(
         timeout=60,
         what="the urgent job",
     )
+    waiting.refresh_from_db()
     long_job.refresh_from_db()
-    assert long_job.status in (Job.Status.QUEUED, Job.Status.RUNNING)
+    assert waiting.runs == 0 and waiting.status == Job.Status.QUEUED
     assert _count(long_job, status="pending") > 300
