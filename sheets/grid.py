@@ -1,11 +1,9 @@
-"""The grid's read side: one page of rows from the mirror, filtered and sorted in the database.
+"""The grid's read side: one page of rows from the mirror, ready to render.
 
-Filters and sorts run over `Row.cells` (jsonb on PostgreSQL, JSON text with JSON1 on SQLite), so
-a 20,000-row sheet is never loaded whole: the database picks the page, Python renders 100 rows.
-
-Filter text is either free text (any cell contains it) or one condition `Column op value`, with
-op one of = != < > <= >= contains, e.g. `Status = Blocked`, `Hours Spent >= 10`, `Due < 2025-03-01`.
-Sorts name a column id, with a leading "-" for descending: `?sort=-1234`.
+Which rows (filter, sort, paging) is sheets/grid_query.py; this module turns them into cells,
+row by row, with what the page needs beside the values: read-only state, formulas, pending edits,
+indentation. Cells are rendered here too, not in the template: a page has 2,000 of them and the
+template engine would spend ~100 µs on each.
 """
 
 from __future__ import annotations
@@ -13,32 +11,18 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date
+from html import escape
 
-from django.db.models import (
-    BooleanField,
-    Case,
-    F,
-    FloatField,
-    Func,
-    IntegerField,
-    Q,
-    QuerySet,
-    TextField,
-    Value,
-    When,
-)
-from django.db.models.functions import Coalesce, Lower
-from django.db.models.lookups import (
-    Exact,
-    GreaterThan,
-    GreaterThanOrEqual,
-    IContains,
-    IExact,
-    LessThan,
-    LessThanOrEqual,
-)
+from django.utils.safestring import SafeString, mark_safe
 
+from sheets.grid_query import (  # noqa: F401 (the grid's read API, in one place for views)
+    Condition,
+    FilterInvalid,
+    Sort,
+    filter_parse,
+    rows_filtered,
+    sort_parse,
+)
 from sheets.models import CellEdit, Column, Row, Sheet
 from sheets.validation import column_read_only_reason
 
@@ -48,192 +32,6 @@ PAGE_SIZE = 100
 MAX_OFFSET = 100_000
 MAX_LIMIT = 1000  # rows in one answer, for a page that reconnects after scrolling far
 TEXT_LIMIT = 80  # longer text is edited in a textarea
-
-OPS = ("contains", "!=", "<=", ">=", "=", "<", ">")
-TRUE_WORDS = {"true", "yes", "checked", "1", "x", "✓"}
-FALSE_WORDS = {"false", "no", "unchecked", "0", ""}
-DATE_TYPES = {"DATE", "DATETIME", "ABSTRACT_DATETIME"}
-NUMBER_RE = re.compile(r"^-?\d+(\.\d+)?$")
-
-
-class FilterInvalid(ValueError):
-    """The filter text names a column but cannot be applied; the message says how to fix it."""
-
-
-# --- Reading a cell in SQL ----------------------------------------------------------------------
-
-
-class CellExtract(Func):
-    """One key ("value" or "displayValue") of one cell of Row.cells, as SQL.
-
-    `as_` chooses the SQL type: "text" (strings; numbers as their text), "number" (numbers only,
-    NULL for text), "bool" (true only for a JSON true) or "kind" (0 a number, 1 other, 2 empty:
-    the two databases order JSON types differently, so sorts order by kind first). Written by
-    hand because Django's key transforms read an all-digit key such as a column id as an array
-    index on SQLite.
-    """
-
-    def __init__(self, column_id: int, key: str = "value", *, as_: str = "text") -> None:
-        self.column_id, self.key, self.as_ = str(column_id), key, as_
-        output = {"number": FloatField(), "bool": BooleanField(), "kind": IntegerField()}.get(
-            as_, TextField()
-        )
-        super().__init__(F("cells"), output_field=output)
-
-    def as_sql(self, compiler, connection, **extra):  # pragma: no cover (a database per vendor)
-        raise NotImplementedError(f"the grid does not support {connection.vendor}")
-
-    def as_postgresql(self, compiler, connection, **extra):
-        cells, params = compiler.compile(self.source_expressions[0])
-        cell = f"({cells} -> %s -> %s)"
-        args = [*params, self.column_id, self.key]
-        if self.as_ == "text":
-            return f"({cells} -> %s ->> %s)", args
-        if self.as_ == "number":
-            sql = (
-                f"(CASE WHEN jsonb_typeof({cell}) = 'number' "
-                f"THEN ({cells} -> %s ->> %s)::float END)"
-            )
-            return sql, args * 2
-        if self.as_ == "bool":
-            return f"COALESCE({cell} = 'true'::jsonb, false)", args
-        # "kind": 0 a number, 1 anything else, 2 an empty cell.
-        sql = (
-            f"(CASE WHEN jsonb_typeof({cell}) IS NULL OR jsonb_typeof({cell}) = 'null' THEN 2 "
-            f"WHEN jsonb_typeof({cell}) = 'number' THEN 0 ELSE 1 END)"
-        )
-        return sql, args * 3
-
-    def as_sqlite(self, compiler, connection, **extra):
-        cells, params = compiler.compile(self.source_expressions[0])
-        path = f'$."{self.column_id}".{self.key}'
-        args = [*params, path]
-        if self.as_ == "text":
-            # json_extract gives 1/0 for booleans; text columns never hold those.
-            return f"CAST(json_extract({cells}, %s) AS TEXT)", args
-        if self.as_ == "number":
-            sql = (
-                f"(CASE WHEN json_type({cells}, %s) IN ('integer', 'real') "
-                f"THEN json_extract({cells}, %s) END)"
-            )
-            return sql, args * 2
-        if self.as_ == "bool":
-            return f"COALESCE(json_type({cells}, %s) = 'true', 0)", args
-        sql = (
-            f"(CASE WHEN json_type({cells}, %s) IS NULL OR json_type({cells}, %s) = 'null' THEN 2 "
-            f"WHEN json_type({cells}, %s) IN ('integer', 'real') THEN 0 ELSE 1 END)"
-        )
-        return sql, args * 3
-
-
-def _shown(column: Column) -> Coalesce:
-    """What the cell shows: its display value, else its value."""
-    return Coalesce(
-        CellExtract(column.pk, "displayValue"),
-        CellExtract(column.pk),
-        Value(""),
-        output_field=TextField(),
-    )
-
-
-def _raw(column: Column) -> Coalesce:
-    return Coalesce(CellExtract(column.pk), Value(""), output_field=TextField())
-
-
-# --- Filter and sort ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Condition:
-    column: Column | None  # None: free text over every column
-    op: str
-    value: str
-
-    def __str__(self) -> str:
-        if self.column is None:
-            return self.value
-        return f"{self.column.title} {self.op} {self.value}"
-
-
-def filter_parse(*, text: str, columns: list[Column]) -> Condition | None:
-    """`Column op value` if the text starts with a column title and an operator; else free text."""
-    text = (text or "").strip()
-    if not text:
-        return None
-    lowered = text.lower()
-    for column in sorted(columns, key=lambda c: len(c.title), reverse=True):
-        title = column.title.lower()
-        if not title or not lowered.startswith(title):
-            continue
-        rest = text[len(title) :].lstrip()
-        for op in OPS:
-            if rest.lower().startswith(op) and (op != "contains" or rest[8:9] in ("", " ")):
-                value = rest[len(op) :].strip()
-                return _condition_check(Condition(column, op, value))
-    return Condition(None, "contains", text)
-
-
-def _condition_check(condition: Condition) -> Condition:
-    column, op, value = condition.column, condition.op, condition.value
-    if column.type == "CHECKBOX":
-        if op not in ("=", "!=") or value.lower() not in TRUE_WORDS | FALSE_WORDS:
-            raise FilterInvalid(
-                f"{column.title} is a checkbox: filter it with “{column.title} = true” "
-                f"or “{column.title} = false”."
-            )
-    elif column.type in DATE_TYPES and op in ("<", ">", "<=", ">="):
-        try:
-            date.fromisoformat(value[:10])
-        except ValueError:
-            raise FilterInvalid(f"Compare {column.title} with a date like 2026-11-30.") from None
-    return condition
-
-
-def _condition_q(condition: Condition, columns: list[Column]) -> Q:
-    column, op, value = condition.column, condition.op, condition.value
-    if column is None:
-        q = Q()
-        for each in columns:
-            q |= Q(IContains(_shown(each), value))
-            if each.type in ("CONTACT_LIST", "MULTI_CONTACT_LIST"):  # the email behind a name
-                q |= Q(IContains(_raw(each), value))
-        return q
-    if column.type == "CHECKBOX":
-        wanted = value.lower() in TRUE_WORDS
-        return Q(Exact(CellExtract(column.pk, as_="bool"), wanted != (op == "!=")))
-    shown, raw = _shown(column), _raw(column)
-    if op == "contains":
-        return Q(IContains(shown, value)) | Q(IContains(raw, value))
-    if op in ("=", "!="):
-        q = Q(IExact(shown, value)) | Q(IExact(raw, value))
-        if NUMBER_RE.match(value):
-            q |= Q(Exact(CellExtract(column.pk, as_="number"), float(value)))
-        return ~q if op == "!=" else q
-    lookup = {"<": LessThan, ">": GreaterThan, "<=": LessThanOrEqual, ">=": GreaterThanOrEqual}[op]
-    if column.type not in DATE_TYPES and NUMBER_RE.match(value):
-        return Q(lookup(CellExtract(column.pk, as_="number"), float(value)))
-    return Q(lookup(CellExtract(column.pk), value))
-
-
-@dataclass(frozen=True)
-class Sort:
-    column: Column
-    descending: bool = False
-
-    @property
-    def param(self) -> str:
-        return f"{'-' if self.descending else ''}{self.column.pk}"
-
-
-def sort_parse(*, text: str, columns: list[Column]) -> Sort | None:
-    """`1234` or `-1234` (a column id); anything else sorts by row number."""
-    text = (text or "").strip()
-    descending = text.startswith("-")
-    wanted = text.lstrip("-")
-    for column in columns:
-        if str(column.pk) == wanted:
-            return Sort(column, descending)
-    return None
 
 
 # --- One page of rows ---------------------------------------------------------------------------
@@ -248,6 +46,41 @@ class GridCell:
     formula: str
     readonly: bool
     pending: str = ""  # why the cell shows a value Smartsheet does not hold yet
+    depth: int = 0  # how far a primary cell is indented under its parents
+
+    @property
+    def html(self) -> SafeString:
+        """The cell as the grid shows it (the `cell` partial is this)."""
+        column = self.column
+        kind = column.type.lower()
+        classes = f"cell t-{kind}"
+        if column.primary:
+            classes += " primary"
+        if self.readonly:
+            classes += " ro"
+        title = ""
+        if self.formula:
+            classes += " formula"
+            title = self.formula
+        if self.pending:
+            classes += " pending"
+            title = title or self.pending
+        if not title and kind == "contact_list" and self.value:
+            title = str(self.value)
+        attrs = f' title="{escape(title)}"' if title else ""
+        if column.primary and self.depth:
+            attrs += f' style="--depth: {int(self.depth)}"'
+        if kind == "checkbox":
+            on = self.value is True
+            content = (
+                f'<span data-v="{escape(self.value_json)}" class="check{" on" if on else ""}" '
+                f'aria-label="{"checked" if on else "not checked"}"></span>'
+            )
+        else:
+            content = escape(self.display, quote=False)
+        return mark_safe(  # noqa: S308 (every value above is escaped)
+            f'<td id="{self.dom_id}" data-col="{column.pk}" class="{classes}"{attrs}>{content}</td>'
+        )
 
     @property
     def dom_id(self) -> str:
@@ -312,6 +145,10 @@ class GridRow:
         return self.row.pk
 
     @property
+    def cells_html(self) -> SafeString:
+        return mark_safe("".join(cell.html for cell in self.cells))  # noqa: S308 (escaped)
+
+    @property
     def number(self) -> int:
         return self.row.row_number
 
@@ -334,7 +171,9 @@ def column_readonly(column: Column) -> bool:
     return bool(column_read_only_reason(column))
 
 
-def grid_cell(*, row: Row, column: Column, editable: bool) -> GridCell:
+def grid_cell(
+    *, row: Row, column: Column, editable: bool, readonly: bool | None = None, depth: int = 0
+) -> GridCell:
     cell = row.cells.get(str(column.pk)) or {}
     value = cell.get("value")
     if "displayValue" in cell:
@@ -345,22 +184,42 @@ def grid_cell(*, row: Row, column: Column, editable: bool) -> GridCell:
         display = str(int(value))
     else:
         display = str(value)
+    if readonly is None:
+        readonly = not editable or column_readonly(column)
     return GridCell(
         column=column,
         row_id=row.pk,
         display=display,
         value=value,
         formula=cell.get("formula") or "",
-        readonly=not editable or column_readonly(column),
+        readonly=readonly,
+        depth=depth if column.primary else 0,
     )
 
 
-def grid_row(*, row: Row, columns: list[Column], editable: bool, depth: int = 0) -> GridRow:
+def grid_row(
+    *,
+    row: Row,
+    columns: list[Column],
+    editable: bool,
+    depth: int = 0,
+    readonly: dict[int, bool] | None = None,
+) -> GridRow:
+    """One row's cells; `readonly` (column id -> bool) saves working it out again for each row."""
+    if readonly is None:
+        readonly = columns_readonly(columns=columns, editable=editable)
     return GridRow(
         row=row,
-        cells=[grid_cell(row=row, column=c, editable=editable) for c in columns],
+        cells=[
+            grid_cell(row=row, column=c, editable=editable, readonly=readonly[c.pk], depth=depth)
+            for c in columns
+        ],
         depth=depth,
     )
+
+
+def columns_readonly(*, columns: list[Column], editable: bool) -> dict[int, bool]:
+    return {c.pk: not editable or column_readonly(c) for c in columns}
 
 
 def grid_columns(*, sheet: Sheet) -> list[Column]:
@@ -422,28 +281,6 @@ def row_depths(*, sheet_id: int, rows: list[Row]) -> dict[int, int]:
     return depths
 
 
-def rows_filtered(
-    *, sheet: Sheet, columns: list[Column], condition: Condition | None, sort: Sort | None
-) -> QuerySet[Row]:
-    rows = Row.objects.filter(sheet_id=sheet.pk)
-    if condition is not None:
-        rows = rows.filter(_condition_q(condition, columns))
-    if sort is None:
-        return rows.order_by("row_number", "pk")
-    # Numbers (numerically), then text (ignoring case), then empty cells; descending reverses
-    # the first two but still leaves empty cells last, as spreadsheets do.
-    column_id = sort.column.pk
-    kind = CellExtract(column_id, as_="kind")
-    number = CellExtract(column_id, as_="number")
-    text = Lower(CellExtract(column_id))
-    if sort.descending:
-        empty_last = Case(When(Exact(kind, 2), then=Value(1)), default=Value(0))
-        order = [empty_last, kind.desc(), number.desc(), text.desc()]
-    else:
-        order = [kind.asc(), number.asc(), text.asc()]
-    return rows.order_by(*order, "row_number", "pk")
-
-
 def rows_page(
     *,
     sheet: Sheet,
@@ -457,16 +294,34 @@ def rows_page(
     """One page of the grid: at most `limit` rows from `offset`, in a constant number of queries."""
     offset = max(0, min(offset, MAX_OFFSET))
     rows = rows_filtered(sheet=sheet, columns=columns, condition=condition, sort=sort)
-    fetched = list(rows.only("pk", "row_number", "parent_id", "cells")[offset : offset + limit + 1])
-    has_more = len(fetched) > limit
-    fetched = fetched[:limit]
+    # Two steps: the filter and sort pick row ids (the database sorts narrow records, not 20,000
+    # JSON documents), then the page's rows are read by id.
     total = None
-    if offset == 0:
-        total = len(fetched) if not has_more else rows.count()
+    if offset == 0 and (condition is not None or sort is not None):
+        # A filter or a sort reads every row anyway: one pass gives both the page and the count
+        # (a second pass to count would cost as much again; a window count makes SQLite keep
+        # every matching row).
+        every = list(rows.values_list("pk", flat=True))
+        total, ids = len(every), every[: limit + 1]
+    else:
+        ids = list(rows.values_list("pk", flat=True)[offset : offset + limit + 1])
+    has_more = len(ids) > limit
+    ids = ids[:limit]
+    if offset == 0 and total is None:
+        total = rows.count() if has_more else len(ids)  # from the index alone
+    by_id = Row.objects.only("pk", "sheet_id", "row_number", "parent_id", "cells").in_bulk(ids)
+    fetched = [by_id[pk] for pk in ids if pk in by_id]
     # Indentation shows the hierarchy only in sheet order; a sorted view is flat, as in Smartsheet.
     depths = row_depths(sheet_id=sheet.pk, rows=fetched) if sort is None else {}
+    readonly = columns_readonly(columns=columns, editable=editable)
     grid_rows = [
-        grid_row(row=r, columns=columns, editable=editable, depth=depths.get(r.pk, 0))
+        grid_row(
+            row=r,
+            columns=columns,
+            editable=editable,
+            depth=depths.get(r.pk, 0),
+            readonly=readonly,
+        )
         for r in fetched
     ]
     cells_mark_pending(sheet_id=sheet.pk, rows=grid_rows)

@@ -52,12 +52,17 @@
     if (typed !== undefined) params.set("text", typed);
     shown.set(td.id, td.outerHTML);
     opening = { id: td.id, extra: "", cancel: false, save: null };
+    td.dataset.opening = "1"; // gone once the server's answer replaces this cell
     htmx.ajax("GET", `${cellUrl(td)}?${params}`, { target: td, swap: "outerHTML" });
     say({ type: "editing", cell: td.id });
   }
 
   function whileOpening(event) {
-    if (event.key === "Escape") opening.cancel = true;
+    if (event.key === "Escape") {
+      opening.cancel = true; // keys typed after it start a new edit
+      opening.extra = "";
+      opening.save = null;
+    }
     else if (event.key === "Enter") opening.save = [1, 0];
     else if (event.key === "Tab") opening.save = [0, event.shiftKey ? -1 : 1];
     else if (event.key.length === 1 && !event.ctrlKey && !event.metaKey) opening.extra += event.key;
@@ -80,6 +85,11 @@
     const input = td.querySelector("textarea, input:not([type=hidden]):not(.date-picker), select");
     if (wanted && wanted.cancel) {
       cancelEditor(td);
+      const back = document.getElementById(td.id);
+      if (wanted.extra && back && !back.classList.contains("editing")) {
+        openEditor(back, wanted.extra);
+        if (opening) opening.save = wanted.save; // Enter pressed after those keys still saves
+      }
       return;
     }
     if (input) {
@@ -120,18 +130,21 @@
     if (!form) return;
     shown.delete(td.id);
     moveAfterSave = { id: td.id, dr, dc };
-    htmx.trigger(form, "submit");
+    // Posted directly: the form may have arrived a moment ago, before htmx wired it up.
+    htmx.ajax("POST", form.getAttribute("hx-post"), { source: form, target: td, swap: "outerHTML" });
     say({ type: "idle" });
   }
 
   // Once a cell comes back from the server: focus follows Enter/Tab, editors get the caret.
   document.body.addEventListener("htmx:afterSettle", () => {
     const open = table.querySelector("td.editing");
-    if (open && !open.contains(document.activeElement)) {
+    // htmx hands focus to the new cell with the old one's id, not to its input: move it there.
+    if (open && ((opening && opening.id === open.id) || !open.querySelector(":focus"))) {
       editorArrived(open);
       return;
     }
-    if (opening && !open) opening = null; // the server answered with the plain cell (read-only)
+    const asked = opening && document.getElementById(opening.id);
+    if (asked && !asked.dataset.opening) opening = null; // answered with the plain cell (read-only)
     if (moveAfterSave) {
       const td = document.getElementById(moveAfterSave.id);
       if (td && !td.classList.contains("editing") && !td.classList.contains("conflicted")) {

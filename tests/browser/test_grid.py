@@ -62,6 +62,15 @@ def cell(page, row: Row, col: Column):
     return page.locator(f"#c-{row.pk}-{col.pk}")
 
 
+def edit(page, row: Row, col: Column, text: str) -> None:
+    """Click a cell, wait for its editor, type over the value and press Enter."""
+    cell(page, row, col).click()
+    field = cell(page, row, col).locator("input[name=text]")
+    expect(field).to_be_focused()
+    field.fill(text)
+    field.press("Enter")
+
+
 def open_grid(page, sheet: Sheet) -> None:
     page.goto(f"/sheets/{sheet.pk}/")
     expect(page.get_by_test_id("grid")).to_be_visible()
@@ -83,10 +92,7 @@ def test_an_edit_in_one_browser_appears_in_the_other_without_a_reload(
     bobs = second_page(bob)
     both_open(page, bobs, tracker)
 
-    cell(page, row, notes).click()
-    editor = cell(page, row, notes).locator("input[name=text]")
-    editor.fill("Changed by Alice")
-    editor.press("Enter")
+    edit(page, row, notes, "Changed by Alice")
     expect(cell(page, row, notes)).to_have_text("Changed by Alice")
     expect(cell(bobs, row, notes)).to_have_text("Changed by Alice", timeout=1000)
     # Enter moved Alice's focus one row down, as in a spreadsheet.
@@ -101,12 +107,11 @@ def test_when_both_edit_one_cell_the_second_save_gets_the_conflict_card(
     bobs = second_page(bob)
     both_open(page, bobs, tracker)
 
-    cell(page, row, notes).click()
     cell(bobs, row, notes).click()
+    expect(cell(bobs, row, notes).locator("input[name=text]")).to_be_focused()
     # Bob's editor shows as Bob's in Alice's grid.
     expect(page.locator("#presence .avatar[title='Bob Baker (editing)']")).to_have_count(1)
-    cell(page, row, notes).locator("input[name=text]").fill("Alice's note")
-    cell(page, row, notes).locator("input[name=text]").press("Enter")
+    edit(page, row, notes, "Alice's note")
     expect(cell(page, row, notes)).to_have_text("Alice's note")
 
     # Bob's open editor is not clobbered: it says what changed underneath.
@@ -207,3 +212,42 @@ def test_presence_shows_the_other_person_and_the_cell_they_are_editing(
 
     bobs.close()
     expect(page.locator("#presence .avatar")).to_have_count(0)
+
+
+def test_rows_are_added_below_the_focused_one_and_deleted_after_a_confirmation(
+    page, login, alice, tracker
+):
+    task, third, fourth = column(tracker, "Task"), row_at(tracker, 3), row_at(tracker, 4)
+    login(alice)
+    open_grid(page, tracker)
+    expect(page.locator("#ws-status[data-state=open]")).to_have_count(1)
+    cell(page, third, task).click()
+    page.keyboard.press("Escape")
+    page.get_by_test_id("row-add").click()
+    expect(page.locator(".toast")).to_contain_text("Row added.")
+    added = page.locator(f"#r-{third.pk} + tr")
+    expect(added).not_to_have_attribute("data-row", str(fourth.pk))
+    new_id = added.get_attribute("data-row")
+    assert Row.objects.filter(pk=new_id, sheet=tracker).exists()
+
+    added.locator("input[name=row]").check()
+    expect(page.get_by_test_id("rows-delete")).to_have_text("Delete 1 row")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("rows-delete").click()
+    expect(page.locator(f"#r-{new_id}")).to_have_count(0)
+    assert not Row.objects.filter(pk=new_id).exists()
+
+
+def test_ctrl_z_undoes_the_last_edit_and_the_grid_shows_it(sandbox, page, login, alice, tracker):
+    notes, row = column(tracker, "Notes"), row_at(tracker, 11)
+    before = cell(page, row, notes)
+    login(alice)
+    open_grid(page, tracker)
+    expect(page.locator("#ws-status[data-state=open]")).to_have_count(1)
+    original = before.inner_text()
+    edit(page, row, notes, "Oops")
+    expect(before).to_have_text("Oops")
+    page.keyboard.press("Control+z")
+    expect(page.locator(".toast")).to_contain_text("Undone.")
+    expect(before).to_have_text(original)
+    assert run_in_thread(remote_cell, sandbox, tracker, row.pk, notes).get("value") != "Oops"
