@@ -32,7 +32,7 @@ from jobs.prompts import (
     row_messages,
     template_columns,
 )
-from sheets.grid import CellExtract, FilterInvalid, filter_parse, rows_filtered
+from sheets.grid_query import CellExtract, FilterInvalid, filter_parse, rows_filtered
 from sheets.models import Column, Row, Sheet
 from sheets.services import sheet_for_edit
 from sheets.validation import column_read_only_reason
