@@ -35,6 +35,13 @@ WORKER_SETTINGS = {
 
 @pytest.fixture
 def workers() -> Iterator:
+    """Start named workers on the bulk queue; the session's worker (tests/conftest.py), if this
+    process started one, stops taking bulk tasks meanwhile, so only these run the jobs."""
+    from config.celery import app
+
+    others = [name for reply in app.control.ping(timeout=0.5) for name in reply]
+    if others:
+        app.control.cancel_consumer("bulk", destination=others, reply=True)
     started: list[subprocess.Popen] = []
 
     def start(name: str, *, concurrency: int = 2, **extra: str) -> subprocess.Popen:
@@ -49,9 +56,13 @@ def workers() -> Iterator:
         started.append(proc)
         return proc
 
-    yield start
-    for proc in started:
-        stop_process(proc)
+    try:
+        yield start
+    finally:
+        for proc in started:
+            stop_process(proc)
+        if others:
+            app.control.add_consumer("bulk", destination=others, reply=True)
 
 
 def _count(job: Job, **filters) -> int:
