@@ -45,6 +45,10 @@ from sheets.models import Column, Row
 
 logger = logging.getLogger(__name__)
 
+# How often the status is re-read between heartbeats, so a cancel or pause stops new model
+# calls within this long (a query on the job's primary key).
+CONTROL_SECONDS = 0.05
+
 
 def job_run(
     *, job_id: int, on_progress: Callable[[Job], None] | None = None, sliced: bool = True
@@ -204,14 +208,17 @@ class JobRunner:
 
     def _loop(self) -> None:
         deadline = self.started + (settings.JOBS_SLICE_SECONDS if self.sliced else float("inf"))
-        last_beat = 0.0
+        last_beat = last_control = 0.0
         last_flush = time.monotonic()
         self.limit = settings.JOBS_MAX_IN_FLIGHT
         while True:
             now = time.monotonic()
             if now - last_beat >= settings.JOBS_HEARTBEAT_SECONDS:
                 self._beat()
-                last_beat = now
+                last_beat = last_control = now
+            elif now - last_control >= CONTROL_SECONDS and not self.stopping:
+                self._control()
+                last_control = now
             if not self.stopping and now > deadline:
                 self._stop("slice", "")
             if not self.stopping and not self.no_more_rows and now >= self.throttled_until:
@@ -383,13 +390,10 @@ class JobRunner:
 
     # --- heartbeat, control, progress -------------------------------------------------------
 
-    def _beat(self) -> None:
-        job = self.job
-        beat = Job.objects.filter(pk=job.pk, run_token=self.token).update(
-            heartbeat_at=timezone.now()
-        )
-        status = Job.objects.filter(pk=job.pk).values_list("status", flat=True).first()
-        if not beat:
+    def _control(self) -> str | None:
+        """Re-read the status (one small query): a pause or cancel stops new calls at once."""
+        status, token = Job.objects.filter(pk=self.job.pk).values_list("status", "run_token")[0]
+        if token != self.token:
             self._stop("lost", "")
         elif status == Job.Status.PAUSED:
             self._stop("paused", "")
@@ -397,6 +401,12 @@ class JobRunner:
             self._stop("cancelled", "")
         elif status != Job.Status.RUNNING:
             self._stop("lost", "")
+        return status
+
+    def _beat(self) -> None:
+        job = self.job
+        Job.objects.filter(pk=job.pk, run_token=self.token).update(heartbeat_at=timezone.now())
+        status = self._control()
         self._yield_to_higher_priority()
         job_counts_refresh(job=job)
         job.status = status or job.status

@@ -188,7 +188,9 @@ def test_cancel_takes_effect_within_a_batch_and_leaves_the_rest_unwritten(
     thread.join(30)
 
     assert outcome["status"] == Job.Status.CANCELLED
-    assert openai_requests(sandbox) - asked_at_cancel <= settings.JOBS_MAX_IN_FLIGHT
+    # Calls in flight at the cancel finish; at most one more round starts before the runner
+    # re-reads the status (every 50 ms).
+    assert openai_requests(sandbox) - asked_at_cancel <= 2 * settings.JOBS_MAX_IN_FLIGHT
     job.refresh_from_db()
     assert job.rows_skipped > 60
     assert job.rows_done + job.rows_skipped == 80
