@@ -165,9 +165,13 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
 # --- Browser ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Debian Chromium for the session (never a downloaded browser)."""
+    """One headless Debian Chromium per test module (never a downloaded browser).
+
+    Not per session: Playwright's event loop runs in this thread while the browser is open, and
+    every later test in the process that calls async_to_sync (a sync announcing a sheet) would
+    fail with "You cannot use AsyncToSync in the same thread as an async event loop"."""
     if not Path(CHROMIUM).exists():
         message = f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium`."
         if REQUIRE_SERVICES:
