@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,19 +199,20 @@ def _add_row_as_pat(stack: Stack, value: str) -> None:
     )
 
 
-def _socket(stack: Stack, client, user) -> ClientConnection:
+@contextmanager
+def _socket(stack: Stack, client, user) -> Iterator[ClientConnection]:
     """A WebSocket as the browser opens it: session cookie, same origin."""
     client.force_login(user)
     cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    socket = connect(
+    with connect(
         stack.ws_url,
         origin=stack.url,
         additional_headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}"},
         open_timeout=SETTLE,
-    )
-    # The "live" marker comes once the socket has joined its groups.
-    assert 'data-state="open"' in socket.recv(timeout=SETTLE)
-    return socket
+    ) as socket:
+        # The "live" marker comes once the socket has joined its groups.
+        assert 'data-state="open"' in socket.recv(timeout=SETTLE)
+        yield socket
 
 
 def _listen(group: str) -> GroupInbox:
@@ -234,15 +236,22 @@ def _assert_no_traceback(stack: Stack) -> None:
         assert "Traceback" not in text, f"the {name} log has a traceback:\n{text[-4000:]}"
 
 
+@pytest.fixture
+def open_sockets() -> Iterator[ExitStack]:
+    """WebSockets the test opens, closed when it ends."""
+    with ExitStack() as sockets:
+        yield sockets
+
+
 # --- the tests --------------------------------------------------------------------------------
 
 
 def test_after_a_redis_outage_the_stack_catches_up_on_every_change_without_a_restart(
-    stack, private_redis, client, alice
+    stack, private_redis, client, alice, open_sockets
 ):
     rows = list(Row.objects.filter(sheet=stack.sheet).order_by("row_number")[:2])
     before = _callback_counters(stack)
-    old_socket = _socket(stack, client, alice)
+    old_socket = open_sockets.enter_context(_socket(stack, client, alice))
     code, ready = _readiness(stack)
     assert code == 200 and ready["checks"]["azure_openai"] == {"status": "ok"}
 
@@ -254,7 +263,7 @@ def test_after_a_redis_outage_the_stack_catches_up_on_every_change_without_a_res
 
     # A page opening its socket now is told the same (daphne refuses the handshake).
     with pytest.raises((InvalidStatus, ConnectionClosed)):
-        _socket(stack, client, alice)
+        open_sockets.enter_context(_socket(stack, client, alice))
 
     _edit_rows_as_pat(stack, {rows[0].pk: "Edited in the outage", rows[1].pk: "Also edited"})
     _add_row_as_pat(stack, "Added in the outage")
@@ -284,10 +293,9 @@ def test_after_a_redis_outage_the_stack_catches_up_on_every_change_without_a_res
     assert inbox.get(timeout=SETTLE)["changed"] == [rows[0].pk]
     inbox.stopped = True
 
-    new_socket = _socket(stack, client, alice)
+    new_socket = open_sockets.enter_context(_socket(stack, client, alice))
     _push_toast(alice, "Back after the outage")
     assert "Back after the outage" in new_socket.recv(timeout=SETTLE)
-    new_socket.close()
 
     code, ready = _readiness(stack)
     assert code == 200 and ready["checks"]["azure_openai"] == {"status": "ok"}
