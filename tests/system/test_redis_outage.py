@@ -27,6 +27,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from ai.models import DeploymentVerdict
 from core.consumers import CLOSE_TRY_AGAIN_LATER, user_group
+from core.processes import process_stop
 from sheets import sync
 from sheets.events import sheet_group
 from sheets.models import Column, Row, Sheet
@@ -37,7 +38,6 @@ from tests.conftest import (
     run_in_thread,
     server_env,
     server_log_path,
-    stop_process,
     wait_until,
 )
 from tests.sheets.conftest import GroupInbox, other_user_client, sheet_id_named
@@ -130,7 +130,7 @@ def stack(private_redis, sandbox, settings, tmp_path) -> Iterator[Stack]:
                 sandbox=sandbox,
             )
     finally:
-        stop_process(worker)
+        process_stop(worker)
         worker.log.close()
 
 
