@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.urls import path
 
 from core.consumers import NotificationsConsumer
-from sheets.consumers import SheetConsumer
+from sheets.consumers import SheetConsumer, SheetsListConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/", NotificationsConsumer.as_asgi()),
+    path("ws/sheets/", SheetsListConsumer.as_asgi()),
     path("ws/sheets/<int:sheet_id>/", SheetConsumer.as_asgi()),
 ]

@@ -24,9 +24,10 @@ from django.template.loader import render_to_string
 
 from core.consumers import AuthenticatedConsumer
 from sheets import grid
-from sheets.events import sheet_group
+from sheets.events import SHEETS_GROUP, sheet_group
 from sheets.models import Row, Sheet
-from sheets.selectors import sheet_role_for
+from sheets.selectors import sheet_role_for, sheets_visible_to
+from sheets.views import sheet_list_row_context
 
 PRESENCE_TTL = 60  # seconds without a word from a socket before it no longer counts as present
 CELL_ID = re.compile(r"^c-\d+-\d+$")
@@ -177,3 +178,26 @@ class SheetConsumer(AuthenticatedConsumer):
         await self.channel_layer.group_send(
             sheet_group(self.sheet_id), {"type": "presence.changed", "people": people}
         )
+
+
+def sheet_list_row_html(*, user, sheet_id: int) -> str:
+    """The sheets list's row for one sheet, as this user sees it ("" if they may not see it)."""
+    sheet = sheets_visible_to(user).filter(pk=sheet_id).first()
+    if sheet is None:
+        return ""
+    context = {**sheet_list_row_context(user=user, sheet=sheet), "oob": True}
+    return render_to_string("sheets/index.html#sheet", context)
+
+
+class SheetsListConsumer(AuthenticatedConsumer):
+    """The sheets list's socket: a sheet whose sync starts or ends gets its row re-rendered."""
+
+    async def get_groups(self) -> list[str] | None:
+        return [SHEETS_GROUP]
+
+    async def sheet_synced(self, event: dict) -> None:
+        html = await DatabaseSyncToAsync(sheet_list_row_html, thread_sensitive=False)(
+            user=self.scope["user"], sheet_id=event["sheet_id"]
+        )
+        if html:
+            await self.send(text_data=html)
