@@ -84,6 +84,17 @@ def rows_html(*, sheet_id: int, role: str, event: dict) -> str:
     return "".join(parts)
 
 
+def renumbered_from(*, sheet_id: int, event: dict) -> int:
+    """The first row number an add or delete changed (1 when rows were deleted: their numbers
+    are gone with them)."""
+    if event.get("deleted"):
+        return 1
+    numbers = Row.objects.filter(sheet_id=sheet_id, pk__in=event.get("added", [])).values_list(
+        "row_number", flat=True
+    )
+    return min(numbers, default=1)
+
+
 class SheetConsumer(AuthenticatedConsumer):
     async def get_groups(self) -> list[str] | None:
         self.sheet_id = int(self.scope["url_route"]["kwargs"]["sheet_id"])
@@ -130,6 +141,15 @@ class SheetConsumer(AuthenticatedConsumer):
             sheet_id=self.sheet_id, role=self.role, event=event
         )
         if html:
+            await self.send(text_data=html)
+        if (event.get("added") or event.get("deleted")) and not event.get("reload"):
+            # Rows below an added or deleted one now have other numbers, and an added row may
+            # belong in a part of the grid no announced row is next to (the bottom of a fully
+            # loaded grid, a sorted view): open grids fetch the rows they show again.
+            start = await DatabaseSyncToAsync(renumbered_from, thread_sensitive=False)(
+                sheet_id=self.sheet_id, event=event
+            )
+            html = render_to_string("sheets/grid.html#renumber", {"start": start})
             await self.send(text_data=html)
 
     async def presence_changed(self, event: dict) -> None:

@@ -348,7 +348,14 @@ def sheet_row_add(request: HttpRequest, sheet_id: int) -> HttpResponse:
     if edit.status != RowEdit.Status.APPLIED:
         logger.warning("row add on sheet %s refused: %s", sheet.pk, edit.error)
         return _told(request, sheet, "Smartsheet did not add the row. Try again.", "error")
-    return _told(request, sheet, "Row added.", "success")
+    response = _told(request, sheet, "Row added.", "success")
+    added = Row.objects.filter(pk=edit.row_ids[0]).values_list("pk", "row_number").first()
+    if request.htmx and added:
+        # The adder's grid shows the new row and focuses it, loading down to it if need be.
+        response["HX-Trigger"] = json.dumps(
+            {"grid:row-added": {"row": added[0], "number": added[1]}}
+        )
+    return response
 
 
 @require_POST
