@@ -250,7 +250,7 @@ def columns_readonly(*, columns: list[Column], editable: bool) -> dict[int, bool
 
 def grid_columns(*, sheet: Sheet) -> list[Column]:
     """The visible columns, primary first (Smartsheet keeps it frozen at the left)."""
-    columns = [c for c in sheet.columns.all() if not c.hidden]
+    columns = [c for c in sheet.columns.order_by() if not c.hidden]  # sorted below, no join
     return sorted(columns, key=lambda c: (not c.primary, c.index))
 
 
@@ -335,7 +335,13 @@ def rows_page(
     ids = ids[:limit]
     if offset == 0 and total is None:
         total = rows.count() if has_more else len(ids)  # from the index alone
-    by_id = Row.objects.only("pk", "sheet_id", "row_number", "parent_id", "cells").in_bulk(ids)
+    # No ordering: the model's ("sheet", ...) would join the sheet table only to sort 100 rows
+    # that are put in order here anyway.
+    by_id = (
+        Row.objects.only("pk", "sheet_id", "row_number", "parent_id", "cells")
+        .order_by()
+        .in_bulk(ids)
+    )
     fetched = [by_id[pk] for pk in ids if pk in by_id]
     # Indentation shows the hierarchy only in sheet order; a sorted view is flat, as in Smartsheet.
     depths = row_depths(sheet_id=sheet.pk, rows=fetched) if sort is None else {}

@@ -21,7 +21,9 @@ document.addEventListener("htmx:wsAfterMessage", expireToasts);
 // (core/consumers.py), which it does not.
 const RETRIED_BY_THE_WS_EXTENSION = [1006, 1011, 1012, 1013];
 const CLOSE_TRY_AGAIN_LATER = 4013;
-let socketWasLive = false;
+// Sockets closed and not yet back: a page may hold several (notifications, a sheet), and only a
+// socket coming back, not the second one opening, means pushes may have been missed.
+let socketsLost = 0;
 let retries = 0;
 // Retry soon, then back off to at most ~10 s (the default waits up to 64 s, long for a person).
 const reconnectDelay = (retryCount) => Math.min(1000 * 2 ** retryCount, 10000) * (0.5 + Math.random() / 2);
@@ -42,6 +44,7 @@ const socketLost = (event) => {
     return;
   }
   setSocketState("reconnecting", "reconnecting…", "Updates are paused until the connection is back.");
+  if (event.type === "htmx:wsClose") socketsLost++;
   if (code === CLOSE_TRY_AGAIN_LATER && document.body.contains(event.target)) {
     setTimeout(() => event.detail.socketWrapper.reconnect(), reconnectDelay(retries++));
   }
@@ -53,6 +56,8 @@ document.addEventListener("htmx:wsAfterMessage", () => {
   if (!status || status.dataset.state !== "open" || status.dataset.seen) return;
   status.dataset.seen = "1"; // this marker is new: a socket (re)connected just now
   retries = 0;
-  if (socketWasLive) htmx.trigger(document.body, "ws:reconnected");
-  socketWasLive = true;
+  if (socketsLost > 0) {
+    socketsLost--;
+    htmx.trigger(document.body, "ws:reconnected");
+  }
 });

@@ -337,7 +337,8 @@
     const focused = table.querySelector("td.cell[tabindex='0']");
     const focusedId = focused ? focused.id : null;
     const hadFocus = focused && document.activeElement === focused;
-    htmx.ajax("GET", `${sheetUrl}?${params}`, { target: "#grid-body", swap: "innerHTML" }).then(() => {
+    const refetch = { target: "#grid-body", swap: "innerHTML", headers: { "X-Grid-Refetch": "1" } };
+    htmx.ajax("GET", `${sheetUrl}?${params}`, refetch).then(() => {
       table.querySelectorAll("tbody input[name=row]").forEach((box) => {
         box.checked = ticked.has(box.value);
       });
@@ -380,9 +381,16 @@
     const beyond = !sorted && table.querySelector("tr.more-rows") && numbers.every((n) => n < from);
     if (!beyond) refetchLoaded();
   });
+  // An editor opened while the rows were on their way: they wait until it closes.
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    const headers = event.detail.requestConfig && event.detail.requestConfig.headers;
+    if (!headers || !headers["X-Grid-Refetch"] || !(editing() || opening)) return;
+    event.detail.shouldSwap = false;
+    refetchWaiting = true;
+  });
   table.addEventListener("htmx:afterSwap", () => {
     if (refetchWaiting && !editing() && !opening) refetchLoaded();
   });
   // After a reconnect, rows may have changed while the socket was down: fetch them again.
-  document.body.addEventListener("ws:reconnected", refetchLoaded);
+  document.body.addEventListener("ws:reconnected", () => refetchLoaded());
 })();

@@ -42,6 +42,7 @@ def test_a_row_added_in_one_grid_renumbers_the_rows_below_it_in_both(
     page.get_by_test_id("row-add").click()
 
     for grid in (page, bobs):
+        expect(grid.get_by_test_id("row-count")).to_have_text(f"{tracker.row_count + 1} rows")
         expect(number_shown(grid, fourth)).to_have_text("5")
         expect(number_shown(grid, tenth)).to_have_text("11")
         expect(grid.locator(f"#r-{third.pk} + tr th.rownum span")).to_have_text("4")
@@ -73,7 +74,6 @@ def test_a_row_added_at_the_bottom_of_a_fully_loaded_grid_shows_up_at_once(
 
     expect(rows).to_have_count(total + 1)
     expect(rows.last.locator("th.rownum span")).to_have_text(str(total + 1))
-    page.screenshot(path="/tmp/grid2-grid.png")
 
 
 def test_a_row_added_at_the_bottom_is_loaded_and_focused_in_the_adder_s_grid(
@@ -93,4 +93,21 @@ def test_a_row_added_at_the_bottom_is_loaded_and_focused_in_the_adder_s_grid(
     expect(last.locator("th.rownum span")).to_have_text(str(total + 1))
     expect(last.locator("td.cell").first).to_be_focused()
     expect(last).to_be_in_viewport()
-    page.screenshot(path="/tmp/grid2-grid-bottom.png")
+
+
+def test_opening_a_grid_fetches_its_rows_once_though_the_page_has_two_sockets(
+    page,
+    login,
+    alice,
+    tracker,  # noqa: F811
+):
+    refetches = []
+    page.on("request", lambda request: "offset=" in request.url and refetches.append(request.url))
+    login(alice)
+    with page.expect_websocket(lambda ws: "/ws/sheets/" in ws.url) as opening:
+        open_grid(page, tracker)
+    opening.value.wait_for_event("framereceived")  # both markers are in: the notifications one
+    expect(page.locator("#ws-status[data-state=open]")).to_have_count(1)  # came first
+    page.evaluate("() => new Promise((done) => setTimeout(done))")  # handlers of the last one ran
+
+    assert refetches == []

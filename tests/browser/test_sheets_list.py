@@ -46,4 +46,3 @@ def test_sync_now_brings_a_row_added_in_smartsheet_into_the_count_without_a_relo
     expect(row.get_by_test_id("sync-state")).to_contain_text("in sync")
     # The new count came over the socket, not in the answer to the click.
     assert any(f"{before + 1:,}" in frame for frame in pushed)
-    page.screenshot(path="/tmp/grid2-sheets-list.png", full_page=True)
