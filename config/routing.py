@@ -6,10 +6,11 @@ from django.urls import path
 
 from core.consumers import NotificationsConsumer
 from jobs.consumers import JobConsumer
-from sheets.consumers import SheetConsumer
+from sheets.consumers import SheetConsumer, SheetsListConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/", NotificationsConsumer.as_asgi()),
+    path("ws/sheets/", SheetsListConsumer.as_asgi()),
     path("ws/sheets/<int:sheet_id>/", SheetConsumer.as_asgi()),
     path("ws/jobs/<int:job_id>/", JobConsumer.as_asgi()),
 ]

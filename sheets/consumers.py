@@ -24,9 +24,10 @@ from django.template.loader import render_to_string
 
 from core.consumers import AuthenticatedConsumer
 from sheets import grid
-from sheets.events import sheet_group
+from sheets.events import SHEETS_GROUP, sheet_group
 from sheets.models import Row, Sheet
-from sheets.selectors import sheet_role_for
+from sheets.selectors import sheet_role_for, sheets_visible_to
+from sheets.views import sheet_list_row_context
 
 PRESENCE_TTL = 60  # seconds without a word from a socket before it no longer counts as present
 CELL_ID = re.compile(r"^c-\d+-\d+$")
@@ -83,6 +84,17 @@ def rows_html(*, sheet_id: int, role: str, event: dict) -> str:
     return "".join(parts)
 
 
+def renumbered_from(*, sheet_id: int, event: dict) -> int:
+    """The first row number an add or delete changed (1 when rows were deleted: their numbers
+    are gone with them)."""
+    if event.get("deleted"):
+        return 1
+    numbers = Row.objects.filter(sheet_id=sheet_id, pk__in=event.get("added", [])).values_list(
+        "row_number", flat=True
+    )
+    return min(numbers, default=1)
+
+
 class SheetConsumer(AuthenticatedConsumer):
     async def get_groups(self) -> list[str] | None:
         self.sheet_id = int(self.scope["url_route"]["kwargs"]["sheet_id"])
@@ -129,6 +141,15 @@ class SheetConsumer(AuthenticatedConsumer):
             sheet_id=self.sheet_id, role=self.role, event=event
         )
         if html:
+            await self.send(text_data=html)
+        if (event.get("added") or event.get("deleted")) and not event.get("reload"):
+            # Rows below an added or deleted one now have other numbers, and an added row may
+            # belong in a part of the grid no announced row is next to (the bottom of a fully
+            # loaded grid, a sorted view): open grids fetch the rows they show again.
+            start = await DatabaseSyncToAsync(renumbered_from, thread_sensitive=False)(
+                sheet_id=self.sheet_id, event=event
+            )
+            html = render_to_string("sheets/grid.html#renumber", {"start": start})
             await self.send(text_data=html)
 
     async def presence_changed(self, event: dict) -> None:
@@ -177,3 +198,26 @@ class SheetConsumer(AuthenticatedConsumer):
         await self.channel_layer.group_send(
             sheet_group(self.sheet_id), {"type": "presence.changed", "people": people}
         )
+
+
+def sheet_list_row_html(*, user, sheet_id: int) -> str:
+    """The sheets list's row for one sheet, as this user sees it ("" if they may not see it)."""
+    sheet = sheets_visible_to(user).filter(pk=sheet_id).first()
+    if sheet is None:
+        return ""
+    context = {**sheet_list_row_context(user=user, sheet=sheet), "oob": True}
+    return render_to_string("sheets/index.html#sheet", context)
+
+
+class SheetsListConsumer(AuthenticatedConsumer):
+    """The sheets list's socket: a sheet whose sync starts or ends gets its row re-rendered."""
+
+    async def get_groups(self) -> list[str] | None:
+        return [SHEETS_GROUP]
+
+    async def sheet_synced(self, event: dict) -> None:
+        html = await DatabaseSyncToAsync(sheet_list_row_html, thread_sensitive=False)(
+            user=self.scope["user"], sheet_id=event["sheet_id"]
+        )
+        if html:
+            await self.send(text_data=html)

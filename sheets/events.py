@@ -8,8 +8,13 @@ Message (sent with `group_send`, so a consumer method `sheet_changed` receives i
 
 from __future__ import annotations
 
+import logging
+
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
 
 # Beyond this many row ids a message says "reload" instead of listing them.
 MAX_LISTED_IDS = 1000
@@ -41,3 +46,19 @@ def sheet_changed_send(
     }
     async_to_sync(get_channel_layer().group_send)(sheet_group(sheet_id), message)
     return message
+
+
+# The sheets list (/sheets/) listens here: one small message per sync that starts or ends, so
+# open lists re-render that sheet's row (state, row count, last sync) for their own user.
+SHEETS_GROUP = "sheets"
+
+
+def sheet_synced_send(*, sheet_id: int) -> None:
+    """Tell open sheets lists that a sheet's sync state changed; Redis down only loses the push
+    (the list catches up on its next load or reconnect), never the sync."""
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            SHEETS_GROUP, {"type": "sheet.synced", "sheet_id": sheet_id}
+        )
+    except RedisError as exc:
+        logger.warning("could not announce the sync of sheet %s (%s)", sheet_id, exc)

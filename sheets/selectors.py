@@ -38,6 +38,16 @@ def sheet_role_for(*, user, sheet: Sheet) -> str | None:
     return None
 
 
+def sheet_ids_editable_by(user, *, sheet_ids: list[int]) -> set[int]:
+    """Which of these sheets the user may edit (one query; staff edit all)."""
+    if not user.is_authenticated or not user.is_active:
+        return set()
+    if user.is_staff:
+        return set(sheet_ids)
+    grants = _grants_of(user).filter(sheet_id__in=sheet_ids, role=SheetGrant.Role.EDIT)
+    return set(grants.values_list("sheet_id", flat=True))
+
+
 def cell_edits_pending(*, sheet_id: int, row_ids: list[int]) -> dict[tuple[int, int], CellEdit]:
     """The newest edit still waiting for Smartsheet per (row id, column id), for the grid."""
     pending = CellEdit.objects.filter(

@@ -19,6 +19,7 @@ from smartsheet.exceptions import ApiError
 
 from core.ratelimit import redis_client
 from sheets import client, refresh
+from sheets.events import sheet_synced_send
 from sheets.locks import SyncLockLost, redis_unavailable, sheet_sync_lock
 from sheets.models import Sheet, SheetGrant
 from sheets.refresh import SyncResult
@@ -178,6 +179,7 @@ def sheet_sync(*, sheet_id: int, full: bool = False, wait: float = 0) -> SyncRes
         if sheet is None:  # removed from the mirror since the sync was requested
             return SyncResult(sheet_id=sheet_id, kind="gone")
         Sheet.objects.filter(pk=sheet_id).update(sync_state=Sheet.SyncState.SYNCING)
+        sheet_synced_send(sheet_id=sheet_id)
         started_at = timezone.now()
         try:
             if (
@@ -206,6 +208,9 @@ def sheet_sync(*, sheet_id: int, full: bool = False, wait: float = 0) -> SyncRes
         except Exception as exc:
             _mark_failed(sheet_id, exc)
             raise
+        finally:
+            # Open sheets lists show the outcome (in sync, failed, gone) and the new row count.
+            sheet_synced_send(sheet_id=sheet_id)
     result.calls = client.api_calls_made() - calls_before
     result.seconds = time.monotonic() - began
     return result

@@ -6,6 +6,7 @@ app_name = "sheets"
 urlpatterns = [
     path("", views.index, name="index"),
     path("<int:sheet_id>/", views.sheet_grid, name="grid"),
+    path("<int:sheet_id>/sync/", views.sheet_sync_now, name="sync"),
     path("<int:sheet_id>/cells/<int:row_id>/<int:column_id>/", views.sheet_cell, name="cell"),
     path("<int:sheet_id>/history/", views.sheet_history, name="history"),
     path("<int:sheet_id>/undo/", views.sheet_undo, name="undo-last"),

@@ -10,13 +10,15 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from sheets import grid
+from sheets.client import SmartsheetUnavailable
 from sheets.models import CellEdit, Column, Row, RowEdit, Sheet
 from sheets.receiver import webhook_callback_receive
-from sheets.selectors import sheet_role_for, sheets_visible_to
+from sheets.selectors import sheet_ids_editable_by, sheet_role_for, sheets_visible_to
 from sheets.services import (
     cell_update,
     cells_paste,
@@ -24,14 +26,66 @@ from sheets.services import (
     last_edit_undo,
     row_add,
     rows_delete,
+    sheet_sync_queue,
 )
 
 logger = logging.getLogger(__name__)
 
 
+# The search box shows once a person sees more sheets than this; pages hold SHEETS_PER_PAGE.
+SEARCH_FROM = 10
+SHEETS_PER_PAGE = 50
+
+
+def sheet_list_row_context(*, user, sheet: Sheet, note: str = "", level: str = "") -> dict:
+    """What the list's `sheet` partial needs for one row (the view, Sync now and the socket)."""
+    editable = sheet.pk in sheet_ids_editable_by(user, sheet_ids=[sheet.pk])
+    return {"sheet": sheet, "can_sync": editable, "note": note, "level": level}
+
+
 def index(request: HttpRequest) -> HttpResponse:
-    sheets = sheets_visible_to(request.user).order_by("name", "pk")
-    return render(request, "sheets/index.html", {"sheets": sheets})
+    """The sheets the user may see; `q` searches names (in the URL, so it can be shared)."""
+    visible = sheets_visible_to(request.user)
+    q = request.GET.get("q", "").strip()
+    sheets = visible.filter(name__icontains=q) if q else visible
+    page = Paginator(sheets.order_by("name", "pk"), SHEETS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    editable = sheet_ids_editable_by(request.user, sheet_ids=[s.pk for s in page])
+    context = {
+        "page": page,
+        "sheets": page.object_list,
+        "editable_ids": editable,
+        "q": q,
+        "searchable": bool(q) or page.paginator.count > SEARCH_FROM,
+    }
+    if request.htmx and request.htmx.target == "sheets-body":  # catching up after a reconnect
+        return render(request, "sheets/index.html#rows", context)
+    return render(request, "sheets/index.html", context)
+
+
+@require_POST
+def sheet_sync_now(request: HttpRequest, sheet_id: int) -> HttpResponse:
+    """Queue a sync (edit grant; 403 otherwise) and answer with the sheet's row saying so; the
+    list's socket then shows "syncing" and the outcome as they happen."""
+    sheet = get_object_or_404(sheets_visible_to(request.user), pk=sheet_id)
+    asked_at = timezone.now()
+    try:
+        queued = sheet_sync_queue(user=request.user, sheet_id=sheet.pk)
+    except SmartsheetUnavailable as exc:
+        note, level = str(exc), "error"
+    else:
+        note, level = ("Sync queued." if queued else "A sync is already queued."), "info"
+    sheet.refresh_from_db()
+    if sheet.sync_state == Sheet.SyncState.SYNCING or (
+        level == "info" and sheet.synced_at and sheet.synced_at >= asked_at
+    ):
+        note = ""  # the worker was quicker than this answer: the row shows its state already
+    context = sheet_list_row_context(user=request.user, sheet=sheet, note=note, level=level)
+    if request.htmx:
+        return render(request, "sheets/index.html#sheet", context)
+    messages.add_message(request, messages.ERROR if level == "error" else messages.INFO, note)
+    return redirect("sheets:index")
 
 
 @csrf_exempt
@@ -294,7 +348,14 @@ def sheet_row_add(request: HttpRequest, sheet_id: int) -> HttpResponse:
     if edit.status != RowEdit.Status.APPLIED:
         logger.warning("row add on sheet %s refused: %s", sheet.pk, edit.error)
         return _told(request, sheet, "Smartsheet did not add the row. Try again.", "error")
-    return _told(request, sheet, "Row added.", "success")
+    response = _told(request, sheet, "Row added.", "success")
+    added = Row.objects.filter(pk=edit.row_ids[0]).values_list("pk", "row_number").first()
+    if request.htmx and added:
+        # The adder's grid shows the new row and focuses it, loading down to it if need be.
+        response["HX-Trigger"] = json.dumps(
+            {"grid:row-added": {"row": added[0], "number": added[1]}}
+        )
+    return response
 
 
 @require_POST

@@ -2,7 +2,7 @@
 
 cells.py: `cell_update` and the path every write follows (read the row, conflict check, write,
 mirror + journal, announce), pending edits. paste.py: `cells_paste`. rows.py: `row_add`,
-`rows_delete`. undo.py: `edit_undo`, `last_edit_undo`.
+`rows_delete`. syncnow.py: `sheet_sync_queue`. undo.py: `edit_undo`, `last_edit_undo`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sheets.services.cells import (
 )
 from sheets.services.paste import cells_paste
 from sheets.services.rows import row_add, rows_delete
+from sheets.services.syncnow import sheet_sync_queue
 from sheets.services.undo import edit_undo, last_edit_undo
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "row_add",
     "rows_delete",
     "sheet_for_edit",
+    "sheet_sync_queue",
 ]

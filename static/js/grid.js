@@ -6,6 +6,7 @@
   const editable = table.dataset.editable === "true";
   const cellsUrl = table.dataset.cellsUrl;
   const sheetUrl = cellsUrl.replace(/cells\/$/, "");
+  const MAX_LIMIT = 1000; // sheets.grid.MAX_LIMIT: the most rows one answer holds
   let socket = null; // the htmx ws wrapper, for presence messages
   let moveAfterSave = null; // {id, dr, dc}: where focus goes once the saved cell comes back
 
@@ -123,6 +124,7 @@
       });
     }
     say({ type: "idle" });
+    if (refetchWaiting) refetchLoaded(); // rows renumbered while this editor was open
   }
 
   function saveEditor(td, dr, dc) {
@@ -316,12 +318,79 @@
   });
   // A heartbeat keeps this page counted as present (the server forgets silent sockets).
   setInterval(() => say({ type: "here" }), 20000);
-  // After a reconnect, rows may have changed while the socket was down: fetch them again.
-  document.body.addEventListener("ws:reconnected", () => {
+  // Fetch the rows this grid shows again (row numbers, added rows, anything missed), keeping
+  // the boxes ticked and the focused cell. Never under an open editor: it waits until it closes.
+  let refetchWaiting = false;
+  function refetchLoaded(atLeast = 0) {
+    if (editing() || opening) {
+      refetchWaiting = true;
+      return;
+    }
+    refetchWaiting = false;
     const loaded = table.querySelectorAll("tbody tr[data-row]").length;
+    // A grid showing every row grows by the added ones, instead of leaving them below the fold.
+    const complete = !table.querySelector("tr.more-rows");
     const params = new URLSearchParams(table.dataset.query);
     params.set("offset", "0");
-    params.set("limit", String(Math.max(100, loaded)));
-    htmx.ajax("GET", `${sheetUrl}?${params}`, { target: "#grid-body", swap: "innerHTML" });
+    params.set("limit", String(Math.max(100, loaded + (complete ? 100 : 0), atLeast)));
+    const ticked = new Set(selected().map((box) => box.value));
+    const focused = table.querySelector("td.cell[tabindex='0']");
+    const focusedId = focused ? focused.id : null;
+    const hadFocus = focused && document.activeElement === focused;
+    const refetch = { target: "#grid-body", swap: "innerHTML", headers: { "X-Grid-Refetch": "1" } };
+    htmx.ajax("GET", `${sheetUrl}?${params}`, refetch).then(() => {
+      table.querySelectorAll("tbody input[name=row]").forEach((box) => {
+        box.checked = ticked.has(box.value);
+      });
+      const again = focusedId && document.getElementById(focusedId);
+      if (again) {
+        again.setAttribute("tabindex", "0");
+        if (hadFocus) again.focus({ preventScroll: true });
+      }
+      table.dispatchEvent(new Event("change", { bubbles: true })); // the Delete button's count
+      revealAdded();
+    });
+  }
+  // The row this person just added: shown and focused once it is in the grid. In plain sheet
+  // order its number is its place, so a grid not yet scrolled that far loads down to it.
+  let added = null; // {row, number}
+  function revealAdded() {
+    const tr = added && document.getElementById(`r-${added.row}`);
+    if (!tr) return false;
+    added = null;
+    focusCell(tr.querySelector("td.cell"));
+    return true;
+  }
+  document.body.addEventListener("grid:row-added", (event) => {
+    added = { row: event.detail.row, number: event.detail.number };
+    if (revealAdded()) return;
+    const plain = !table.dataset.query;
+    const complete = !table.querySelector("tr.more-rows");
+    if (plain && !complete && added.number <= MAX_LIMIT) refetchLoaded(added.number);
+    // Otherwise the socket's push brings it (revealed then), or it is beyond what a grid loads.
   });
+  table.addEventListener("htmx:wsAfterMessage", revealAdded);
+  // An added or deleted row renumbers the rows below it (sheets.consumers: "renumber").
+  table.addEventListener("htmx:wsBeforeMessage", (event) => {
+    const found = /^<template id="grid-renumber" data-from="(\d+)">/.exec(event.detail.message);
+    if (!found) return;
+    event.preventDefault();
+    const from = Number(found[1]);
+    const numbers = Array.from(table.querySelectorAll("tbody tr[data-row]"), (tr) => Number(tr.dataset.number));
+    const sorted = new URLSearchParams(table.dataset.query).has("sort");
+    const beyond = !sorted && table.querySelector("tr.more-rows") && numbers.every((n) => n < from);
+    if (!beyond) refetchLoaded();
+  });
+  // An editor opened while the rows were on their way: they wait until it closes.
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    const headers = event.detail.requestConfig && event.detail.requestConfig.headers;
+    if (!headers || !headers["X-Grid-Refetch"] || !(editing() || opening)) return;
+    event.detail.shouldSwap = false;
+    refetchWaiting = true;
+  });
+  table.addEventListener("htmx:afterSwap", () => {
+    if (refetchWaiting && !editing() && !opening) refetchLoaded();
+  });
+  // After a reconnect, rows may have changed while the socket was down: fetch them again.
+  document.body.addEventListener("ws:reconnected", () => refetchLoaded());
 })();

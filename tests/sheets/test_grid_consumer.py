@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db.models import F
 from django.test import Client
 
 from config.asgi import application
@@ -99,6 +100,33 @@ def test_an_added_row_goes_after_the_row_above_it(client, alice, budget):  # noq
     message = run_in_thread(async_to_sync(run))
     assert message.startswith('<tbody hx-swap-oob="afterend:#r-106"><tr id="r-107"')
     assert ">Pens</td>" in message
+
+
+def test_adds_and_deletes_tell_open_grids_from_which_row_the_numbers_changed(
+    client,
+    alice,
+    budget,  # noqa: F811
+):
+    SheetGrant.objects.create(sheet=budget, user=alice, role="edit")
+    headers = headers_for(client, alice)
+    Row.objects.filter(sheet=budget, row_number__gte=3).update(row_number=F("row_number") + 1)
+    Row.objects.create(id=107, sheet=budget, row_number=3, cells={"11": {"value": "Pens"}})
+
+    async def run():
+        socket = await opened(headers)
+        send = sync_to_async(sheet_changed_send)
+        await send(sheet_id=1, version=2, changed=[101], added=[], deleted=[])
+        await send(sheet_id=1, version=3, changed=[], added=[107], deleted=[])
+        after_add = await next_matching(socket, "grid-renumber")
+        await send(sheet_id=1, version=4, changed=[], added=[], deleted=[105])
+        after_delete = await next_matching(socket, "grid-renumber")
+        await socket.disconnect()
+        return after_add, after_delete
+
+    after_add, after_delete = run_in_thread(async_to_sync(run))
+    # The edit of row 101 renumbered nothing: the first "renumber" is the add's, from row 3.
+    assert after_add == '<template id="grid-renumber" data-from="3"></template>'
+    assert after_delete == '<template id="grid-renumber" data-from="1"></template>'
 
 
 def test_a_viewers_socket_renders_read_only_rows_and_a_reload_asks_to_reload(
