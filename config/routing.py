@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django.urls import path
 
+from chat.consumers import ChatConsumer
 from core.consumers import NotificationsConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/", NotificationsConsumer.as_asgi()),
+    path("ws/chat/<int:session_id>/", ChatConsumer.as_asgi()),
 ]

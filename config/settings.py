@@ -330,6 +330,15 @@ for _name in (
     if globals()[_name] <= 0:
         raise ImproperlyConfigured(f"{_name} must be greater than 0, not {globals()[_name]}.")
 
+# --- Chat (chat/) ------------------------------------------------------------------------------
+# Tokens of earlier conversation sent with each reply; older turns are condensed into a note.
+CHAT_HISTORY_TOKENS = env.int("CHAT_HISTORY_TOKENS", default=6000)
+# Model calls per reply that may ask for tools; the next call must answer in words.
+CHAT_MAX_TOOL_ROUNDS = env.int("CHAT_MAX_TOOL_ROUNDS", default=6)
+CHAT_MAX_TOKENS = env.int("CHAT_MAX_TOKENS", default=1200)
+# Seconds between saves of a reply being written (what a reloaded page shows) and Stop checks.
+CHAT_SAVE_INTERVAL = env.float("CHAT_SAVE_INTERVAL", default=0.25)
+
 # --- Auth -------------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     # Refuses locked-out attempts before any password is checked (core/login_throttle.py).
