@@ -18,12 +18,13 @@ from typing import Any
 
 import orjson
 
+from sandbox.azure_openai import answers
 from sandbox.azure_openai import text as T
+from sandbox.azure_openai.arguments import SheetArguments
 from sandbox.azure_openai.structured import fill
 from sandbox.azure_openai.tokens import content_text
 from sandbox.azure_openai.tools import (
     Known,
-    ToolArguments,
     closest_tool,
     detect_intent,
     known_from,
@@ -248,8 +249,8 @@ def _summarise_tool_results(messages: list[dict[str, Any]]) -> str:
         if message.get("role") != "tool":
             break
         results.append(content_text(message.get("content")))
-    parts = [_describe(raw) for raw in reversed(results)]
-    return " ".join(p for p in parts if p)
+    parts = [p for p in (_describe(raw) for raw in reversed(results)) if p]
+    return ("\n\n" if any("\n" in p for p in parts) else " ").join(parts)
 
 
 def _label(item: Any) -> str:
@@ -273,6 +274,9 @@ def _describe(raw: str) -> str:
         error = data["error"]
         message = error.get("message") if isinstance(error, dict) else error
         return f"The tool reported a problem: {message}"
+    written = answers.describe(data)
+    if written is not None:
+        return written
     items = None
     if isinstance(data, list):
         items = data
@@ -324,14 +328,79 @@ def _forced_tool(tool_choice: Any, tools: list[dict[str, Any]]) -> dict[str, Any
     return None
 
 
-def _calls_since_last_user(messages: list[dict[str, Any]]) -> set[str]:
-    names: set[str] = set()
+def _calls_since_last_user(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(name, arguments) of every tool call made since the user last spoke."""
+    made: list[tuple[str, str]] = []
     for message in reversed(messages):
         if message.get("role") == "user":
             break
         for call in message.get("tool_calls") or []:
-            names.add(str((call.get("function") or {}).get("name")))
-    return names
+            function = call.get("function") or {}
+            made.append((str(function.get("name")), str(function.get("arguments"))))
+    return made
+
+
+def clauses(message: str) -> list[str]:
+    """A request asking several things ("how many are Blocked and how many are Done?") as its
+    parts; each may need its own tool call."""
+    parts = re.split(
+        r"\s*(?:;|\?\s+(?=\w)|\band also\b|\band\s+(?=(?:how many|what|which|show|list|count|"
+        r"set|change|delete)\b))\s*",
+        message,
+        flags=re.I,
+    )
+    parts = [p for p in parts if p and p.strip()]
+    return parts or [message]
+
+
+def _plan_calls(
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    tool_choice: Any,
+    last_user: str,
+    parallel: bool,
+) -> list[tuple[dict[str, Any], str]]:
+    """The tool calls to make now, with their arguments: one per part of the request that still
+    needs one (all at once when parallel calls are allowed, else the first)."""
+    made = _calls_since_last_user(messages)
+    made_names = [name for name, _ in made]
+    known = known_from(messages)
+    forced = _forced_tool(tool_choice, tools)
+    lister = pick_tool(tools, "list_sheets")
+    planned: list[tuple[dict[str, Any], str]] = []
+    wanted: dict[str, int] = {}
+    for part in clauses(last_user):
+        intent = detect_intent(part) or detect_intent(last_user)
+        chosen = forced or pick_tool(tools, intent)
+        if chosen is None and tool_choice == "required":
+            chosen = closest_tool(tools, last_user)
+        if chosen is None:
+            continue
+        name = (chosen.get("function") or {}).get("name", "")
+        wanted[name] = wanted.get(name, 0) + 1
+        if forced is None and made_names.count(name) >= wanted[name]:
+            continue  # this part was answered already
+        reader = SheetArguments(part, intent, known, known.options)
+        if reader.sheet_name is None:
+            reader.sheet_name = SheetArguments(last_user, intent, known, known.options).sheet_name
+        args = reader.arguments(chosen)
+        if (
+            forced is None
+            and lister is not None
+            and lister is not chosen
+            and reader.missing_sheet(chosen)
+            and (lister.get("function") or {}).get("name") not in made_names
+        ):
+            # As a real model would: look the sheet up before acting on it.
+            chosen = lister
+            args = SheetArguments(last_user, "list_sheets", Known(), {}).arguments(lister)
+        call = (chosen, args)
+        if (name, args) in made or any(c[0] is chosen and c[1] == args for c in planned):
+            continue
+        planned.append(call)
+        if not parallel or chosen is lister:
+            break
+    return planned
 
 
 def respond(
@@ -341,6 +410,7 @@ def respond(
     tool_choice: Any = None,
     response_format: dict[str, Any] | None = None,
     salt: str,
+    parallel_tool_calls: bool = True,
 ) -> Reply:
     tools = [t for t in tools or [] if t.get("type", "function") == "function"]
     last_user = next(
@@ -350,40 +420,19 @@ def respond(
     after_tools = bool(messages) and messages[-1].get("role") == "tool"
 
     if tools and tool_choice != "none":
-        intent = detect_intent(last_user)
-        chosen = _forced_tool(tool_choice, tools)
-        if chosen is None:
-            chosen = pick_tool(tools, intent)
-            if chosen is not None and after_tools:
-                already = _calls_since_last_user(messages)
-                if (chosen.get("function") or {}).get("name") in already:
-                    chosen = None
-            if chosen is None and tool_choice == "required":
-                chosen = closest_tool(tools, last_user)
-        if chosen is not None:
-            reader = ToolArguments(last_user, intent, known_from(messages))
-            args = reader.arguments(chosen)
-            lister = pick_tool(tools, "list_sheets")
-            if (
-                reader.missing_sheet(chosen)
-                and lister is not None
-                and lister is not chosen
-                and _forced_tool(tool_choice, tools) is None
-                and (lister.get("function") or {}).get("name")
-                not in _calls_since_last_user(messages)
-            ):
-                # As a real model would: look the sheet up before acting on it.
-                chosen = lister
-                args = ToolArguments(last_user, "list_sheets", Known()).arguments(lister)
-            call_id = "call_" + f"{T.stable_int(salt, 'call'):016x}"[:24]
-            name = (chosen.get("function") or {}).get("name", "")
+        planned = _plan_calls(messages, tools, tool_choice, last_user, parallel_tool_calls)
+        if planned:
             return Reply(
                 tool_calls=[
                     {
-                        "id": call_id,
+                        "id": "call_" + f"{T.stable_int(salt, 'call', i):016x}"[:24],
                         "type": "function",
-                        "function": {"name": name, "arguments": args},
+                        "function": {
+                            "name": (chosen.get("function") or {}).get("name", ""),
+                            "arguments": args,
+                        },
                     }
+                    for i, (chosen, args) in enumerate(planned)
                 ]
             )
 

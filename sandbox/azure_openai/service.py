@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from sandbox.azure_openai import tokens
+from sandbox.azure_openai import requests, tokens
 from sandbox.azure_openai.limits import RateLimiter, Verdict
 from sandbox.azure_openai.model import Reply, respond
 from sandbox.state import DEFAULT_CONFIG, ConfigError, SandboxState
@@ -125,7 +125,13 @@ def validate_config(section: dict[str, Any]) -> None:
             )
         if values.get("rpm_window_s", 10.0) <= 0:
             raise ConfigError("openai rpm_window_s must be positive (Azure uses 1 s or 10 s).")
-        for key in ("latency_ms", "ms_per_token", "retry_after_ms", "timeout_ms"):
+        for key in (
+            "latency_ms",
+            "ms_per_token",
+            "retry_after_ms",
+            "timeout_ms",
+            "stream_break_after_tokens",
+        ):
             if values.get(key, 0) < 0:
                 raise ConfigError(f"openai {key} must not be negative.")
 
@@ -276,6 +282,14 @@ class AzureOpenAIService:
         if problem is not None:
             self._record(deployment)
             return problem
+        refused = (
+            requests.api_version_problem(body, api_version)
+            or requests.tool_messages_problem(body["messages"])
+            or requests.strict_problem(body)
+        )
+        if refused is not None:
+            self._record(deployment)
+            return _invalid(*refused)
         messages = body["messages"]
         tools = body.get("tools") or []
         response_format = body.get("response_format")
@@ -333,6 +347,7 @@ class AzureOpenAIService:
             tool_choice=body.get("tool_choice"),
             response_format=response_format,
             salt=salt,
+            parallel_tool_calls=body.get("parallel_tool_calls") is not False,
         )
         completion_trigger = cfg["completion_filter_trigger"]
         filtered = bool(completion_trigger) and completion_trigger.lower() in prompt_text.lower()
@@ -493,7 +508,12 @@ class AzureOpenAIService:
                     )
         else:
             yield chunk({"content": "", "refusal": None, "role": "assistant"})
-            for piece in tokens.split_tokens(outcome.content or "", model):
+            break_after = cfg["stream_break_after_tokens"]
+            for sent, piece in enumerate(tokens.split_tokens(outcome.content or "", model)):
+                if break_after and sent >= break_after:
+                    self.state.stats.add(SERVICE, "streams_broken")
+                    # The connection drops mid-reply: no finish chunk, no [DONE].
+                    raise ConnectionAbortedError("sandbox: stream broken on purpose")
                 if delay:
                     await asyncio.sleep(delay)
                 yield chunk({"content": piece}, filters=_completion_filter())
