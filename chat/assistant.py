@@ -22,7 +22,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ai.calls import CallContext
-from ai.errors import AIError, ContentFilterError, RetryableError
+from ai.errors import AIError, ContentFilterError, RetryableError, UnavailableError
 from ai.services import StreamEnd, TextDelta, ToolCall, chat_stream
 from chat.events import delta_send, message_changed_send
 from chat.history import conversation
@@ -191,6 +191,10 @@ def assistant_reply(*, message_id: int) -> None:
                     calls.append(event)
                 elif isinstance(event, StreamEnd):
                     writer.usage(event)
+                    if not event.finish_reason:
+                        raise UnavailableError(
+                            "The reply stream ended without finishing.", deployment=event.deployment
+                        )
             if not calls:
                 break
             messages.append(
