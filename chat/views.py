@@ -98,6 +98,7 @@ def message_create(request: HttpRequest, session_id: int) -> HttpResponse:
         )
     if not request.htmx:
         return redirect("chat:session", session_id=session.pk)
+    session.refresh_from_db(fields=["title"])  # named after the first message
     messages = [
         message_view(session_id=session.pk, message_id=question.pk),
         message_view(session_id=session.pk, message_id=reply.pk),

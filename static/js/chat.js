@@ -58,7 +58,7 @@
   const post = async (url, form) => {
     const response = await fetch(url, {
       method: "POST",
-      body: form || new FormData(),
+      body: form || new URLSearchParams(), // an empty multipart body is a 400 in Django
       headers: { "X-CSRFToken": csrf, "HX-Request": "true" },
       credentials: "same-origin",
     });

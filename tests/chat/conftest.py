@@ -41,3 +41,37 @@ def ai(settings, sandbox):
 @pytest.fixture
 def session(alice) -> ChatSession:
     return services.session_create(owner=alice)
+
+
+PROJECT_TRACKER = "Project Tracker"
+
+
+@pytest.fixture
+def tracker(sandbox, db):
+    """Project Tracker, mirrored by a full sync."""
+    return tracker_mirror(sandbox)
+
+
+def tracker_mirror(sandbox):
+    import smartsheet
+
+    from sheets import sync
+    from sheets.models import Sheet
+
+    owner = smartsheet.Smartsheet(access_token="sandbox-token", api_base=sandbox.smartsheet_base)
+    owner.errors_as_exceptions(True)
+    ids = {s.name: int(s.id) for s in owner.Sheets.list_sheets(include_all=True).data}
+    sheet_id = ids[PROJECT_TRACKER]
+    sync.sheets_discover(sheet_ids=[sheet_id])
+    sync.sheet_sync(sheet_id=sheet_id)
+    return Sheet.objects.get(pk=sheet_id)
+
+
+def reply_to(session, text: str):
+    """Send `text` and write the reply here (as the worker would); the reply, re-read."""
+    from chat.assistant import assistant_reply
+
+    _question, reply = services.message_send(session=session, text=text)
+    assistant_reply(message_id=reply.pk)
+    reply.refresh_from_db()
+    return reply
