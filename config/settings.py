@@ -214,6 +214,15 @@ SHEETS_SYNC_CLOCK_SKEW = env.int("SHEETS_SYNC_CLOCK_SKEW", default=120)
 # Webhook bursts within this many seconds coalesce into one sync.
 SHEETS_SYNC_DEBOUNCE = env.float("SHEETS_SYNC_DEBOUNCE", default=2.0)
 SHEETS_POLL_INTERVAL = env.int("SHEETS_POLL_INTERVAL", default=60)
+# Sheets with a live webhook are still checked this often (webhooks arrive late or get lost).
+SHEETS_SAFETY_POLL_INTERVAL = env.int("SHEETS_SAFETY_POLL_INTERVAL", default=300)
+# A sync's lock expires this soon after its holder dies (a heartbeat renews it meanwhile).
+SHEETS_SYNC_LOCK_TTL = env.int("SHEETS_SYNC_LOCK_TTL", default=30)
+# A sync that finds its sheet busy comes back after this many seconds instead of waiting.
+SHEETS_SYNC_BUSY_RETRY = env.float("SHEETS_SYNC_BUSY_RETRY", default=10.0)
+# A scheduled sync's "pending" mark outlives its countdown by this much (a lost task then
+# blocks new requests no longer).
+SHEETS_SYNC_PENDING_GRACE = env.float("SHEETS_SYNC_PENDING_GRACE", default=30.0)
 WEBHOOK_MAX_BODY_BYTES = env.int("WEBHOOK_MAX_BODY_BYTES", default=1_000_000)
 WEBHOOK_NONCE_TTL = env.int("WEBHOOK_NONCE_TTL", default=7 * 24 * 3600)
 # Refused callbacks: at most one record per kind per sample period (the rest are counted in

@@ -18,6 +18,8 @@ class Sheet(models.Model):
         SYNCING = "syncing", "syncing"
         OK = "ok", "in sync"
         FAILED = "failed", "failed"
+        # Smartsheet answers 404/403: deleted, or no longer shared. Not polled any more.
+        GONE = "gone", "gone from Smartsheet"
 
     id = models.BigIntegerField(primary_key=True, help_text="Smartsheet sheet id")
     name = models.CharField(max_length=255)

@@ -6,7 +6,8 @@ from sheets.models import Sheet
 
 
 def sheets_visible_to(user) -> QuerySet[Sheet]:
-    """Staff see every sheet; others the sheets granted to them or to one of their groups."""
+    """Staff see every sheet; others the sheets granted to them or to one of their groups,
+    as long as Smartsheet still has them."""
     if not user.is_authenticated:
         return Sheet.objects.none()
     if user.is_staff:
@@ -14,7 +15,7 @@ def sheets_visible_to(user) -> QuerySet[Sheet]:
     granted = Sheet.objects.filter(
         Q(granted_users=user) | Q(granted_groups__in=user.groups.all())
     ).values("pk")
-    return Sheet.objects.filter(pk__in=granted)
+    return Sheet.objects.filter(pk__in=granted).exclude(sync_state=Sheet.SyncState.GONE)
 
 
 def sheets_needing_sync() -> QuerySet[Sheet]:

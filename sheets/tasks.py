@@ -1,15 +1,19 @@
-"""Celery tasks: thin wrappers around sheets.sync (ids in, everything re-read inside)."""
+"""Celery tasks: thin wrappers around sheets.sync and sheets.poll (ids in, everything re-read).
+
+Both run on the `bulk` queue, the default one (CELERY_TASK_DEFAULT_QUEUE; CELERY_TASK_ROUTES
+sends only chat and core tasks elsewhere).
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
-from sheets import sync
+from sheets import poll, sync
 from sheets.client import SmartsheetUnavailable
 
 
 @shared_task(
-    queue="bulk",
     acks_late=True,
     soft_time_limit=14 * 60,
     time_limit=15 * 60,
@@ -18,10 +22,24 @@ from sheets.client import SmartsheetUnavailable
     max_retries=3,
 )
 def sheet_sync_task(sheet_id: int, full: bool = False) -> str:
-    sync.sheet_sync_pending_clear(sheet_id=sheet_id)
-    return sync.sheet_sync(sheet_id=sheet_id, full=full).summary()
+    sync.sheet_sync_pending_clear(sheet_id=sheet_id, full=full)
+    result = sync.sheet_sync(sheet_id=sheet_id, full=full)
+    if result.kind == "skipped":
+        # Another sync holds the sheet: come back later rather than hold this worker slot
+        # waiting for it (what it fetched may predate the change that asked for this one).
+        sync.sheet_sync_request(
+            sheet_id=sheet_id, full=full, countdown=settings.SHEETS_SYNC_BUSY_RETRY
+        )
+    return result.summary()
 
 
-@shared_task(queue="bulk", soft_time_limit=10 * 60, time_limit=11 * 60)
-def sheets_poll() -> int:
-    return len(sync.sheets_poll())
+@shared_task(soft_time_limit=10 * 60, time_limit=11 * 60)
+def sheets_poll() -> str:
+    try:
+        done = poll.sheets_poll()
+    except SmartsheetUnavailable:  # logged where it happened; beat runs the next round anyway
+        return "skipped: try again next round"
+    return (
+        f"{len(done.requested)} syncs requested, {len(done.resumed)} interrupted syncs resumed, "
+        f"{len(done.webhooks_repaired)} webhooks repaired"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from smartsheet.exceptions import ApiError
@@ -9,8 +10,7 @@ from smartsheet.exceptions import ApiError
 from sheets import client
 from sheets.models import Sheet
 
-# The receiver lived here; kept importable from its old place.
-from sheets.receiver import WebhookAnswer, signature_valid, webhook_callback_receive  # noqa: F401
+logger = logging.getLogger(__name__)
 
 ENABLED = "ENABLED"
 
@@ -63,7 +63,8 @@ def sheet_webhook_ensure(
             status = str(hook.status)
             action = "enabled" if action == "ok" else action
         except ApiError as exc:
-            action = f"failed: {exc}"
+            logger.warning("webhook %s could not be enabled: %s", hook.id, exc)
+            action = f"failed: {_refusal_sentence(exc)}"
     if status != ENABLED and not action.startswith("failed"):
         action = f"failed: Smartsheet left it {status} (is {callback_url} reachable from it?)"
     Sheet.objects.filter(pk=sheet.pk).update(webhook_id=int(hook.id), webhook_status=status)
@@ -71,9 +72,34 @@ def sheet_webhook_ensure(
 
 
 def webhooks_register(*, callback_url: str) -> list[WebhookReport]:
-    """Create, enable or repair one webhook per mirrored sheet."""
+    """Create, enable or repair one webhook per mirrored sheet (sheets gone are skipped).
+
+    Each sheet is handled on its own: one that fails is reported ("failed: …", the detail in
+    the log) and the others go on.
+    """
     known = {int(h.id): h for h in client.webhooks_list()}
-    return [
-        sheet_webhook_ensure(sheet=sheet, callback_url=callback_url, known=known)
-        for sheet in Sheet.objects.all()
-    ]
+    reports = []
+    for sheet in Sheet.objects.exclude(sync_state=Sheet.SyncState.GONE):
+        try:
+            report = sheet_webhook_ensure(sheet=sheet, callback_url=callback_url, known=known)
+        except (client.SmartsheetUnavailable, ApiError) as exc:
+            logger.warning("webhook of sheet %s could not be registered: %s", sheet.pk, exc)
+            report = WebhookReport(
+                sheet_id=sheet.pk,
+                webhook_id=sheet.webhook_id,
+                status=sheet.webhook_status or "none",
+                action=f"failed: {_refusal_sentence(exc)}",
+            )
+        reports.append(report)
+    return reports
+
+
+def _refusal_sentence(exc: Exception) -> str:
+    if isinstance(exc, client.SmartsheetUnavailable):
+        return "Smartsheet could not be reached; run the command again later"
+    result = getattr(exc.error, "result", None)
+    code = getattr(result, "error_code", None)
+    message = getattr(result, "message", None) or "refused"
+    if code in (1006, 1151):
+        return f"Smartsheet no longer has this sheet (error {code}); `sync_sheets --prune`"
+    return f"Smartsheet refused it (error {code}: {message})"

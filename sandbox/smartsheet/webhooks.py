@@ -7,6 +7,7 @@ events that arrive while it waits (`webhook_coalesce_ms`) or delivers join the n
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -209,8 +210,13 @@ class WebhookDispatcher:
     def scope_gone(self, sheet_id: int) -> None:
         for webhook in self.webhooks.values():
             if webhook.scope_object_id == sheet_id:
+                was_enabled = webhook.enabled
                 self._stop(webhook)
-                webhook.enabled, webhook.status = False, "DISABLED_SCOPE_INACCESSIBLE"
+                self._disable(webhook, "DISABLED_SCOPE_INACCESSIBLE")
+                if was_enabled:
+                    webhook.task = asyncio.get_running_loop().create_task(
+                        self._announce_status(webhook)
+                    )
 
     def _stop(self, webhook: Webhook) -> None:
         webhook.pending = []
@@ -251,8 +257,8 @@ class WebhookDispatcher:
             if webhook.callbacks_since_challenge >= self.config["webhook_rechallenge_every"]:
                 webhook.callbacks_since_challenge = 0
                 if not await self._challenge(webhook):
-                    webhook.enabled, webhook.status = False, "DISABLED_VERIFICATION_FAILED"
-                    webhook.pending = []
+                    self._disable(webhook, "DISABLED_VERIFICATION_FAILED")
+                    await self._announce_status(webhook)
                     return
             events, webhook.pending = webhook.pending, []
             body = orjson.dumps(
@@ -266,10 +272,41 @@ class WebhookDispatcher:
                 }
             )
             if not await self._post_with_retries(webhook, body):
-                webhook.enabled, webhook.status = False, "DISABLED_CALLBACK_FAILED"
-                webhook.pending = []
+                self._disable(webhook, "DISABLED_CALLBACK_FAILED")
+                await self._announce_status(webhook)
                 return
             webhook.callbacks_since_challenge += 1
+
+    def _disable(self, webhook: Webhook, status: str) -> None:
+        webhook.enabled, webhook.status = False, status
+        webhook.pending = []
+        webhook.modified_at = now()
+
+    async def _announce_status(self, webhook: Webhook) -> None:
+        """Smartsheet tells the subscriber when it disables a webhook by itself: one signed
+        callback with `newWebhookStatus` instead of events (a failure is not retried)."""
+        body = orjson.dumps(
+            {
+                "nonce": str(uuid.uuid4()),
+                "timestamp": iso(now()),
+                "webhookId": webhook.id,
+                "scope": "sheet",
+                "scopeObjectId": webhook.scope_object_id,
+                "newWebhookStatus": webhook.status,
+            }
+        )
+        self.state.stats.add(SERVICE, "webhook_status_callbacks")
+        with contextlib.suppress(httpx.HTTPError):
+            await self.client().post(
+                webhook.callback_url,
+                content=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "Smartsheet-Hmac-SHA256": sign(webhook.shared_secret, body),
+                    "User-Agent": "Smartsheet-Sandbox-Webhooks",
+                },
+                timeout=self.config["webhook_timeout_ms"] / 1000,
+            )
 
     async def _post_with_retries(self, webhook: Webhook, body: bytes) -> bool:
         config = self.config

@@ -144,9 +144,12 @@ def test_it_retries_then_disables_a_failing_callback(sandbox, receiver):
     receiver.status = 500
     ss.Sheets.add_rows(sid, [row({column_ids(ss, sid)["Task"]: "x"})])
     sandbox.control("POST", "flush")
-    assert len(receiver.callbacks) == 3
+    *attempts, (_, notice) = receiver.callbacks
+    assert len(attempts) == 3
     status = ss.Webhooks.get_webhook(webhook["id"])
     assert (status.enabled, str(status.status)) == (False, "DISABLED_CALLBACK_FAILED")
+    # Then, as Smartsheet does, one status-change callback instead of events.
+    assert json.loads(notice)["newWebhookStatus"] == "DISABLED_CALLBACK_FAILED"
     counters = sandbox.stats()["services"]["smartsheet"]["counters"]
     assert counters["webhook_callbacks_failed"] == 3
 

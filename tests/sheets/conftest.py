@@ -186,3 +186,40 @@ def post_callback(client, body: bytes, signature: str | None = None, **headers):
     if signature:
         headers["Smartsheet-Hmac-SHA256"] = signature
     return client.post(WEBHOOK_URL, data=body, content_type="application/json", headers=headers)
+
+
+@pytest.fixture
+def sent_syncs(monkeypatch) -> list[dict]:
+    """Sync tasks sent to the broker, recorded instead: {"sheet_id", "full", "countdown"}.
+
+    `run_sent_syncs(sent_syncs)` then runs them as a worker would (the task function itself).
+    """
+    from sheets.tasks import sheet_sync_task
+
+    sent: list[dict] = []
+
+    def record(args, countdown=None, **options):
+        sent.append({"sheet_id": args[0], "full": bool(args[1:]), "countdown": countdown})
+
+    monkeypatch.setattr(sheet_sync_task, "apply_async", record)
+    return sent
+
+
+def run_sent_syncs(sent: list[dict]) -> list[str]:
+    from django.db import connection
+
+    from sheets.tasks import sheet_sync_task
+    from tests.conftest import run_in_thread
+
+    # In a transactional test the announcements run (async_to_sync), which a browser test's
+    # event loop in this thread forbids; other tests' data is visible to this thread only.
+    run = _run_here if connection.in_atomic_block else run_in_thread
+    summaries = []
+    while sent:
+        task = sent.pop(0)
+        summaries.append(run(sheet_sync_task, task["sheet_id"], full=task["full"]))
+    return summaries
+
+
+def _run_here(fn, *args, **kwargs):
+    return fn(*args, **kwargs)

@@ -3,11 +3,11 @@ from __future__ import annotations
 import smartsheet
 from django.core.management import call_command
 
-from sheets import sync, tasks
+from sheets import store, sync, tasks
 from sheets.events import sheet_group
 from sheets.models import Column, Row, Sheet
 from tests.conftest import run_in_thread
-from tests.sheets.conftest import other_user_client, smartsheet_stats
+from tests.sheets.conftest import other_user_client, run_sent_syncs, smartsheet_stats
 
 
 def _leaf_rows(sheet: Sheet) -> list[Row]:
@@ -159,7 +159,7 @@ def test_column_changes_refresh_the_columns_and_resync_every_row(
     assert inbox.get()["reload"] is True
 
 
-def test_polling_syncs_sheets_whose_webhook_is_not_enabled(sandbox, tracker):
+def test_polling_syncs_sheets_whose_webhook_is_not_enabled(sandbox, tracker, sent_syncs):
     other = other_user_client(sandbox)
     primary = _primary(tracker)
     row = _leaf_rows(tracker)[0]
@@ -172,11 +172,14 @@ def test_polling_syncs_sheets_whose_webhook_is_not_enabled(sandbox, tracker):
         ],
     )
     Sheet.objects.filter(pk=tracker.pk).update(webhook_status="ENABLED")
-    tasks.sheets_poll()  # the beat task, run directly
-    assert Row.objects.get(pk=row.pk).value(primary.pk) != "Polled"
+    tasks.sheets_poll()  # the beat task, run directly; it only sends sync tasks
+    assert sent_syncs == []  # synced moments ago, with a live webhook: not due
 
     Sheet.objects.filter(pk=tracker.pk).update(webhook_status="DISABLED_CALLBACK_FAILED")
-    assert tasks.sheets_poll() == 1
+    tasks.sheets_poll()
+    assert [s["sheet_id"] for s in sent_syncs] == [tracker.pk]
+    assert Row.objects.get(pk=row.pk).value(primary.pk) != "Polled"
+    assert run_sent_syncs(sent_syncs) == ["incremental: 0 added, 1 updated, 0 deleted"]
     assert Row.objects.get(pk=row.pk).value(primary.pk) == "Polled"
 
 
@@ -266,7 +269,7 @@ def test_a_full_sync_pages_through_the_sheet_and_a_repeat_changes_nothing(
 
 
 def test_only_a_cells_value_display_and_formula_are_mirrored():
-    fields = sync._row_fields(
+    fields = store.row_fields(
         {
             "id": 1,
             "rowNumber": 3,

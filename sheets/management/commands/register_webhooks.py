@@ -32,4 +32,8 @@ class Command(BaseCommand):
             self.stdout.write(f"sheet {r.sheet_id}: webhook {r.webhook_id} {r.status} ({r.action})")
         failed = [r for r in reports if r.action.startswith("failed")]
         if failed:
-            raise CommandError(f"{len(failed)} webhook(s) are not enabled; see above.")
+            names = ", ".join(str(r.sheet_id) for r in failed)
+            raise CommandError(
+                f"{len(failed)} of {len(reports)} webhooks are not enabled (sheets {names}); "
+                "see above."
+            )

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from sheets.client import SmartsheetUnavailable, api_calls_made
 from sheets.models import Sheet
-from sheets.sync import sheet_sync, sheets_discover
+from sheets.sync import SheetNotFound, sheet_sync, sheets_discover, sheets_prune
 
 
 class Command(BaseCommand):
@@ -24,17 +24,35 @@ class Command(BaseCommand):
             "--all", action="store_true", help="discover and mirror every sheet the token sees"
         )
         parser.add_argument("--full", action="store_true", help="refetch every row")
+        parser.add_argument(
+            "--prune",
+            action="store_true",
+            help="remove the sheets Smartsheet no longer has (or no longer shares) from the mirror",
+        )
 
-    def handle(self, *args, sheet_ids: list[int], all: bool, full: bool, **options) -> None:
+    def handle(
+        self, *args, sheet_ids: list[int], all: bool, full: bool, prune: bool, **options
+    ) -> None:
+        if prune:
+            for sheet in sheets_prune():
+                self.stdout.write(f"Removed sheet {sheet.pk} ({sheet.name}): {sheet.sync_outcome}")
+            if not (sheet_ids or all):
+                return
         began, calls_before = time.monotonic(), api_calls_made()
         try:
             if all:
                 sheets_discover()
             if sheet_ids:
                 sheets_discover(sheet_ids=sheet_ids)
+        except SheetNotFound as exc:
+            raise CommandError(f"{exc} Nothing was stored.") from exc
         except (SmartsheetUnavailable, ApiError) as exc:
             raise CommandError(f"Could not list the sheets to mirror: {exc}") from exc
-        ids = sheet_ids or list(Sheet.objects.order_by("name").values_list("pk", flat=True))
+        ids = sheet_ids or list(
+            Sheet.objects.exclude(sync_state=Sheet.SyncState.GONE)
+            .order_by("name")
+            .values_list("pk", flat=True)
+        )
         if not ids:
             raise CommandError("No sheets are mirrored yet: pass sheet ids, or --all.")
 
@@ -42,9 +60,18 @@ class Command(BaseCommand):
         failures: list[str] = []
         for sheet_id in tqdm(ids, desc="Syncing sheets", unit="sheet", disable=None):
             try:
-                result = sheet_sync(sheet_id=sheet_id, full=full)
+                # A person is waiting here, not a worker slot: wait for a sync already running.
+                result = sheet_sync(sheet_id=sheet_id, full=full, wait=300)
             except (SmartsheetUnavailable, ApiError) as exc:
                 failures.append(f"sheet {sheet_id}: {exc}")
+                continue
+            if result.kind in ("gone", "skipped"):
+                outcome = Sheet.objects.filter(pk=sheet_id).values_list("sync_outcome", flat=True)
+                failures.append(
+                    f"sheet {sheet_id}: {outcome.first() or 'gone from Smartsheet'}"
+                    if result.kind == "gone"
+                    else f"sheet {sheet_id}: another sync kept it busy for 300 s; try again"
+                )
                 continue
             added += len(result.added)
             updated += len(result.changed)
