@@ -142,3 +142,25 @@ def test_messages_sent_at_once_from_two_tabs_keep_one_order(alice, queued):
         assert reply.pk in queued
     session.refresh_from_db()
     assert session.next_seq == 2 * senders + 1
+
+
+def test_the_chat_list_costs_the_same_queries_for_many_chats(
+    client, alice, django_assert_max_num_queries
+):
+    sheet = Sheet.objects.create(id=78, name="Plan")
+    for n in range(30):
+        services.session_create(owner=alice, title=f"chat {n}", sheet=sheet if n % 2 else None)
+    client.force_login(alice)
+    with django_assert_max_num_queries(8):
+        page = client.get(reverse("chat:index")).content.decode()
+    assert page.count('data-testid="session"') == 30
+
+
+def test_staff_read_conversations_in_the_admin(client, staff, alice, queued):
+    session = services.session_create(owner=alice, title="Alice's plans")
+    services.message_send(session=session, text="What is blocked?")
+    client.force_login(staff)
+    listing = client.get(reverse("admin:chat_chatsession_changelist")).content.decode()
+    assert "Alice&#x27;s plans" in listing
+    detail = client.get(reverse("admin:chat_chatsession_change", args=[session.pk]))
+    assert "What is blocked?" in detail.content.decode()
