@@ -30,6 +30,10 @@ DEFAULT_CONFIG: dict[str, dict[str, Any]] = {
         "webhook_retry_max_ms": 1000,
         "webhook_timeout_ms": 5000,
         "webhook_rechallenge_every": 100,
+        # Smartsheet batches changes and calls back about a minute after them; 0 keeps tests fast.
+        "webhook_delay_ms": 0,
+        # A second write to a sheet while one is in flight (same token) gets 500/4004.
+        "concurrent_write_error": True,
     },
     "openai": {
         "rpm": 600,
@@ -229,6 +233,7 @@ def _validate_smartsheet(section: dict[str, Any]) -> None:
         "webhook_retry_base_ms",
         "webhook_retry_max_ms",
         "webhook_timeout_ms",
+        "webhook_delay_ms",
     ):
         if section[key] < 0:
             raise ConfigError(f"smartsheet.{key} must not be negative.")

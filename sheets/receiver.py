@@ -43,6 +43,7 @@ from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
 from core.ratelimit import redis_client
+from sheets.client import SmartsheetUnavailable
 from sheets.models import Sheet, WebhookNonce, WebhookRejection
 from sheets.sync import sheet_sync_pending_clear, sheet_sync_request
 
@@ -221,13 +222,14 @@ def _nonce_first_use(webhook_id: int, nonce: str) -> bool:
 def _sync_ask(sheet_id: int) -> WebhookAnswer:
     try:
         sheet_sync_request(sheet_id=sheet_id)
-    except (RedisError, OperationalError) as exc:
-        # Answering 500 would make Smartsheet retry and, after 14 failures, disable the
-        # webhook; the durable mark lets the poller do the sync instead.
+    except (RedisError, OperationalError, SmartsheetUnavailable) as exc:
+        # SmartsheetUnavailable: the sync's own Redis keys are out of reach. Answering 500
+        # would make Smartsheet retry and, after 14 failures, disable the webhook; the
+        # durable mark lets the poller do the sync instead.
         Sheet.objects.filter(pk=sheet_id).update(sync_requested_at=timezone.now())
         # When only the broker failed, the debounce key would make the next callbacks believe
         # a sync is queued.
-        with contextlib.suppress(RedisError):
+        with contextlib.suppress(RedisError, SmartsheetUnavailable):
             sheet_sync_pending_clear(sheet_id=sheet_id)
         logger.warning(
             "sheet %s changed, but its sync could not be queued (%s); the poller will sync it",

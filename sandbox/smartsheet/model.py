@@ -8,9 +8,8 @@ cells) of the sheets that were touched, and lets each row cache its serialized c
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 MAX_CELL_CHARS = 4000
@@ -35,10 +34,6 @@ SYSTEM_COLUMN_TYPES = {
     "MODIFIED_BY": "CONTACT_LIST",
     "MODIFIED_DATE": "DATETIME",
 }
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# Smartsheet stores numeric text in TEXT_NUMBER cells as numbers; "007" stays text.
-NUMBER = re.compile(r"^-?(0|[1-9]\d*)(\.\d+)?$")
 
 
 class ApiError(Exception):
@@ -64,6 +59,13 @@ def missing_attribute(name: str) -> ApiError:
 
 def unparseable(reason: str) -> ApiError:
     return ApiError(400, 1008, f"Unable to parse request. The following error occurred: {reason}")
+
+
+def not_allowed(attributes: list[str]) -> ApiError:
+    """An attribute the sandbox does not store: refused, never silently dropped."""
+    return ApiError(
+        400, 1032, f"The attribute(s) {', '.join(attributes)} are not allowed for this operation."
+    )
 
 
 def iso(moment: datetime) -> str:
@@ -146,8 +148,10 @@ class Column:
         return data
 
 
-# A stored cell: (value, displayValue or None). Empty cells are not stored at all.
-Cell = tuple[Any, "str | None"]
+# A stored cell: (value, displayValue or None[, extra]). Empty cells are not stored at all. The
+# optional third item holds what only some cells have: {"formula": text} for a formula cell (its
+# value is computed, see formulas.py), {"values": [...]} for a MULTI_PICKLIST cell.
+Cell = tuple[Any, ...]
 
 
 @dataclass(eq=False, slots=True)
@@ -173,98 +177,6 @@ class HistoryEntry:
     modified_by: User
 
 
-def display_for(column: Column, value: Any, users_by_email: dict[str, User]) -> str | None:
-    """Smartsheet's displayValue: none for real checkboxes and dates, text for the rest."""
-    if column.type == "CHECKBOX" and isinstance(value, bool):
-        return None
-    if column.type == "DATE" and isinstance(value, str) and ISO_DATE.match(value):
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if column.type == "CONTACT_LIST" and isinstance(value, str) and value in users_by_email:
-        return users_by_email[value].name
-    return str(value)
-
-
-def coerce_cell(
-    column: Column,
-    cell: dict[str, Any],
-    users_by_email: dict[str, User],
-) -> Cell | None:
-    """The stored form of a cell from a request, or None to clear it; raises ApiError."""
-    if column.system_column_type:
-        raise ApiError(
-            400,
-            1046,
-            "Cells containing system values cannot be inserted or updated through the API, "
-            f"columnId : {column.id}.",
-        )
-    if "formula" in cell and cell["formula"] is not None:
-        raise unparseable("formulas are not supported by the sandbox.")
-    if "value" not in cell or cell["value"] is None:
-        if "objectValue" in cell:
-            raise unparseable("objectValue is not supported by the sandbox; send value.")
-        raise missing_attribute("cell.value")
-    value = cell["value"]
-    strict = cell.get("strict", True) is not False
-    if isinstance(value, str):
-        if len(value) > MAX_CELL_CHARS:
-            raise ApiError(
-                400,
-                1041,
-                f"The value for cell in column {column.id} must be {MAX_CELL_CHARS} characters "
-                f"in length or less, but was {len(value)}.",
-            )
-        if value == "":
-            return None
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-    elif not isinstance(value, bool):
-        raise ApiError(400, 1038, "Invalid Cell value. Must be numeric or a string.")
-
-    def violation() -> ApiError:
-        return ApiError(
-            400,
-            1042,
-            f"The value for cell in column {column.id}, {value}, did not conform to the strict "
-            f"requirements for type {column.type}.",
-        )
-
-    kind = column.type
-    if strict:
-        if kind == "DATE":
-            if not (isinstance(value, str) and ISO_DATE.match(value)):
-                raise violation()
-            try:
-                date.fromisoformat(value)
-            except ValueError:
-                raise violation() from None
-            return (value, None)
-        if kind == "CHECKBOX":
-            if not isinstance(value, bool):
-                raise violation()
-            return (value, None)
-        if kind == "PICKLIST":
-            if str(value) not in column.options:
-                raise violation()
-            return (str(value), str(value))
-        if kind == "CONTACT_LIST":
-            if not (isinstance(value, str) and EMAIL.match(value)):
-                raise violation()
-            return (value, display_for(column, value, users_by_email))
-    elif kind == "CHECKBOX" and isinstance(value, bool):
-        return (value, None)
-    if kind == "TEXT_NUMBER" and isinstance(value, str) and NUMBER.match(value):
-        number = float(value)
-        value = int(number) if number.is_integer() and "." not in value else number
-    if isinstance(value, bool):
-        return (value, "true" if value else "false")
-    if isinstance(value, int | float):
-        return (value, str(value))
-    return (value, value)
-
-
 class Sheet:
     """One sheet: columns, rows in display order (a pre-order walk of the row tree), history."""
 
@@ -288,6 +200,9 @@ class Sheet:
         self.rows_by_id: dict[int, Row] = {}
         self.history: dict[tuple[int, int], list[HistoryEntry]] = {}
         self.dirty = False  # changed since the seed: a reset must restore it
+        self.formula_rows: set[int] = set()  # rows holding a formula cell, recomputed on writes
+        # Access for users other than the owner (user id -> level); absent means EDITOR.
+        self.shares: dict[int, str] = {}
         self._positions: dict[int, int] | None = None
         # Serialized full-sheet answers for the current version (the 20k-row sheet is big).
         self.response_cache: dict[tuple[int, str], bytes] = {}
@@ -307,6 +222,8 @@ class Sheet:
         copy.rows_by_id = dict(self.rows_by_id)
         copy.history = {key: list(entries) for key, entries in self.history.items()}
         copy.response_cache = self.response_cache  # same version, same content
+        copy.formula_rows = set(self.formula_rows)
+        copy.shares = dict(self.shares)
         return copy
 
     # --- lookup -------------------------------------------------------------------------------
@@ -362,12 +279,30 @@ class Sheet:
 
     # --- history ------------------------------------------------------------------------------
 
+    def access_level(self, user: User) -> str:
+        if user.id == self.owner.id:
+            return "OWNER"
+        return self.shares.get(user.id, "EDITOR")
+
+    def is_admin(self, user: User) -> bool:
+        """Owners and admins may edit locked rows and columns and override validation."""
+        return self.access_level(user) in ("ADMIN", "OWNER")
+
     def record_history(
-        self, old: Row, column: Column, new_cell: Cell | None, entry_time: datetime, user: User
+        self,
+        old: Row,
+        column: Column,
+        new_cell: Cell | None,
+        entry_time: datetime,
+        user: User,
+        *,
+        new_row: bool = False,
     ) -> None:
         key = (old.id, column.id)
         entries = self.history.get(key)
-        if entries is None:
+        if entries is None and new_row:
+            entries = self.history[key] = []
+        elif entries is None:
             entries = self.history[key] = []
             # The seed's value has no recorded write; keep it as the first entry.
             previous = old.cells.get(column.id)
@@ -375,7 +310,7 @@ class Sheet:
                 entries.append(
                     HistoryEntry(previous[0], previous[1], old.created_at, old.created_by)
                 )
-        value, display = new_cell if new_cell is not None else (None, None)
+        value, display = (new_cell[0], new_cell[1]) if new_cell is not None else (None, None)
         entries.append(HistoryEntry(value, display, entry_time, user))
 
     def cell_history(self, row: Row, column: Column) -> list[HistoryEntry]:

@@ -1,5 +1,7 @@
-"""Row writes with Smartsheet's rules: cell validation, one shared location per request, partial
-success, history for every cell written, and the skinny events webhooks report.
+"""Row writes with Smartsheet's rules: cell validation, locked rows and columns, one shared location
+per request, partial success, history for every cell written, and the skinny events webhooks report.
+
+Locked rows and columns stop editors, not the sheet's owner or admins (as in Smartsheet).
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from sandbox.smartsheet.cells import coerce_cell
+from sandbox.smartsheet.formulas import compile_formula, formulas_recompute
 from sandbox.smartsheet.model import (
     MAX_ROWS_PER_REQUEST,
     ApiError,
@@ -15,13 +19,35 @@ from sandbox.smartsheet.model import (
     Row,
     Sheet,
     User,
-    coerce_cell,
     iso,
     missing_attribute,
+    not_allowed,
     unparseable,
 )
 
 LOCATION_KEYS = ("toTop", "toBottom", "parentId", "siblingId", "above")
+ROW_WRITABLE = {"id", "cells", "expanded", "locked", *LOCATION_KEYS}
+# Read-only attributes a client may echo back from a read; Smartsheet ignores them on writes.
+ROW_READ_ONLY = {
+    "sheetId",
+    "rowNumber",
+    "version",
+    "createdAt",
+    "modifiedAt",
+    "createdBy",
+    "modifiedBy",
+    "permalink",
+    "accessLevel",
+    "filteredOut",
+    "inCriticalPath",
+    "lockedForUser",
+    "conditionalFormat",
+    "columns",
+}
+
+
+def locked_row() -> ApiError:
+    return ApiError(403, 1050, "You cannot edit a locked row.")
 
 
 @dataclass
@@ -31,6 +57,8 @@ class Change:
     user: User
     moment: datetime
     change_agent: str | None
+    admin: bool = True  # owner or admin: may edit locked rows/columns and override validation
+    override_validation: bool = False  # the request's ?overrideValidation=true
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def event(self, object_type: str, event_type: str, **ids: int) -> None:
@@ -106,8 +134,25 @@ def insertion_index(
     return len(sheet.rows), None
 
 
-def _cells(sheet: Sheet, row: dict[str, Any], directory: dict[str, User]) -> dict[int, Cell | None]:
+def _check_row(row: dict[str, Any], change: Change, locked: bool = False) -> None:
+    """Refuse attributes the sandbox does not store, and (un)locking by someone not an admin."""
+    refused = [f"row.{name}" for name in row if name not in ROW_WRITABLE | ROW_READ_ONLY]
+    if refused:
+        raise not_allowed(refused)
+    wanted = row.get("locked")
+    if isinstance(wanted, bool) and wanted != locked and not change.admin:
+        raise ApiError(403, 1004, "You are not authorized to perform this action.")
+    if locked and not change.admin:
+        raise locked_row()
+
+
+def _cells(
+    sheet: Sheet, row: dict[str, Any], directory: dict[str, User], change: Change
+) -> dict[int, Cell | None]:
     """Validated cells of one request row: columnId → stored cell, or None to clear."""
+    row_id = row.get("id")
+    current = sheet.rows_by_id.get(row_id) if isinstance(row_id, int) else None
+    _check_row(row, change, locked=current is not None and current.locked)
     cells = row.get("cells") or []
     if not isinstance(cells, list):
         raise unparseable("row.cells must be an array.")
@@ -125,8 +170,31 @@ def _cells(sheet: Sheet, row: dict[str, Any], directory: dict[str, User]) -> dic
             raise ApiError(
                 400, 1037, f"The columnId {column_id} is included more than once in a single row."
             )
-        result[column_id] = coerce_cell(column, cell, directory)
+        if column.locked and not change.admin:
+            raise ApiError(403, 1039, f"Cannot edit a locked column {column_id}")
+        stored = coerce_cell(
+            column,
+            cell,
+            directory,
+            admin=change.admin,
+            override_validation=change.override_validation,
+        )
+        if stored is not None and len(stored) > 2 and "formula" in stored[2]:
+            program = compile_formula(stored[2]["formula"], sheet.columns)
+            stored = (None, None, {**stored[2], "program": program})
+        result[column_id] = stored
     return result
+
+
+def _same(old: Cell | None, new: Cell | None) -> bool:
+    """Whether a write leaves the cell as it is (a formula compares by its text)."""
+    if old is None or new is None or len(new) < 3 or "formula" not in new[2]:
+        return old == new
+    return len(old) > 2 and old[2].get("formula") == new[2]["formula"]
+
+
+def _has_formula(cells: dict[int, Cell]) -> bool:
+    return any(len(cell) > 2 and "formula" in cell[2] for cell in cells.values())
 
 
 def _fail(index: int, row_id: int | None) -> dict[str, Any]:
@@ -168,12 +236,13 @@ def add_rows(
     prepared: list[tuple[int, Any]] = []
     for position, row in enumerate(rows):
         try:
-            prepared.append((position, _cells(sheet, row, directory)))
+            prepared.append((position, _cells(sheet, row, directory, change)))
         except ApiError as error:
             prepared.append((position, (error, None)))
     good, failed = _check(prepared, partial)
     created = []
-    for _, cells in good:
+    for position, cells in good:
+        requested = rows[position]
         row = Row(
             id=new_id(),
             parent_id=parent_id,
@@ -182,17 +251,26 @@ def add_rows(
             created_by=change.user,
             modified_by=change.user,
             cells={cid: cell for cid, cell in cells.items() if cell is not None},
+            locked=requested.get("locked") is True,
+            expanded=requested.get("expanded") is not False,
         )
         created.append(row)
+        if _has_formula(row.cells):
+            sheet.formula_rows.add(row.id)
         change.event("row", "created", id=row.id)
-        for column_id, cell in cells.items():
-            if cell is not None:
-                sheet.record_history(row, sheet.column(column_id), cell, change.moment, change.user)
-                change.event("cell", "created", rowId=row.id, columnId=column_id)
     if created:
         sheet.rows[index:index] = created
         sheet.rows_by_id.update({row.id: row for row in created})
         sheet.structure_changed()
+        formulas_recompute(sheet=sheet)
+        created = [sheet.rows_by_id[row.id] for row in created]
+        for row in created:
+            for column_id, cell in row.cells.items():
+                # One history entry per cell of a new row (its value as computed, for formulas).
+                sheet.record_history(
+                    row, sheet.column(column_id), cell, change.moment, change.user, new_row=True
+                )
+                change.event("cell", "created", rowId=row.id, columnId=column_id)
         sheet.touch(change.moment)
         change.event("sheet", "updated", id=sheet.id)
     return created, failed
@@ -216,7 +294,7 @@ def update_rows(
                 raise missing_attribute("row.id")
             if not isinstance(row_id, int) or row_id not in sheet.rows_by_id:
                 raise ApiError(404, 1006, "Not Found")
-            prepared.append((position, (row_id, row, _cells(sheet, row, directory))))
+            prepared.append((position, (row_id, row, _cells(sheet, row, directory, change))))
         except ApiError as error:
             prepared.append((position, (error, row_id if isinstance(row_id, int) else None)))
     good, failed = _check(prepared, partial)
@@ -224,14 +302,17 @@ def update_rows(
     if moving:
         _move(sheet, moving, location)
     updated: list[Row] = []
+    written_formulas: list[tuple[int, int]] = []
     for _, (row_id, request_row, cells) in good:
         old = sheet.rows_by_id[row_id]
         new_cells = dict(old.cells)
         changed = row_id in moving
         for column_id, cell in cells.items():
-            if old.cells.get(column_id) == cell:
+            if _same(old.cells.get(column_id), cell):
                 continue
             changed = True
+            if cell is not None and len(cell) > 2 and "formula" in cell[2]:
+                written_formulas.append((row_id, column_id))
             sheet.record_history(old, sheet.column(column_id), cell, change.moment, change.user)
             if cell is None:
                 new_cells.pop(column_id, None)
@@ -243,11 +324,21 @@ def update_rows(
             changed = True
         else:
             expanded = old.expanded
+        locked = request_row.get("locked", old.locked)
+        if isinstance(locked, bool) and locked != old.locked:
+            changed = True
+        else:
+            locked = old.locked
+        if _has_formula(new_cells):
+            sheet.formula_rows.add(row_id)
+        else:
+            sheet.formula_rows.discard(row_id)
         if changed:
             new = replace(
                 old,
                 cells=new_cells,
                 expanded=expanded,
+                locked=locked,
                 modified_at=change.moment,
                 modified_by=change.user,
                 wire_cells=None,
@@ -258,6 +349,13 @@ def update_rows(
         else:
             updated.append(old)
     if change.events:
+        formulas_recompute(sheet=sheet)
+        updated = [sheet.rows_by_id[row.id] for row in updated]
+        for row_id, column_id in written_formulas:
+            # History shows what the formula computed, not the placeholder it was written with.
+            value, display = sheet.rows_by_id[row_id].cells[column_id][:2]
+            entry = sheet.history[(row_id, column_id)][-1]
+            entry.value, entry.display_value = value, display
         sheet.touch(change.moment)
         change.event("sheet", "updated", id=sheet.id)
     return updated, failed
@@ -291,6 +389,17 @@ def delete_rows(
     missing = [row_id for row_id in row_ids if row_id not in sheet.rows_by_id]
     if missing and not ignore_missing:
         raise ApiError(404, 1006, "Not Found")
+    if not change.admin:
+        for row_id in row_ids:
+            if row_id in sheet.rows_by_id:
+                start = sheet.positions[row_id]
+                if any(row.locked for row in sheet.rows[start : sheet.subtree_end(start)]):
+                    raise ApiError(
+                        403,
+                        1092,
+                        "You cannot delete this row. Either it or one or more of its children "
+                        "are locked.",
+                    )
     deleted: list[int] = []
     for row_id in row_ids:
         if row_id not in sheet.rows_by_id:
@@ -304,6 +413,8 @@ def delete_rows(
         del sheet.rows[start:end]
         sheet.structure_changed()
     if deleted:
+        sheet.formula_rows.difference_update(deleted)
+        formulas_recompute(sheet=sheet)
         sheet.touch(change.moment)
         change.event("sheet", "updated", id=sheet.id)
     return deleted

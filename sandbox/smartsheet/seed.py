@@ -440,4 +440,10 @@ def build(seed: str) -> tuple[list[Sheet], IdMaker]:
         return [], ids
     if seed != "demo":
         raise ValueError(f"Unknown seed {seed!r}; use 'demo' or 'empty'.")
-    return [project_tracker(ids), customer_feedback(ids), support_tickets(ids)], ids
+    sheets = [project_tracker(ids), customer_feedback(ids), support_tickets(ids)]
+    # Pat (sandbox-token-2) is an admin of Project Tracker (a colleague who may restructure it),
+    # an editor of Support Tickets and only a viewer of Customer Feedback, so clients meet every
+    # kind of share, including one that cannot write (403/1004).
+    sheets[0].shares[OTHER.id] = "ADMIN"
+    sheets[1].shares[OTHER.id] = "VIEWER"
+    return sheets, ids

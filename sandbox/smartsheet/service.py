@@ -1,7 +1,9 @@
 """The Smartsheet API 2.0 stand-in: auth, per-token rate limit, injected faults, and the routes.
 
 Handlers never await in the middle of a change, so the single event loop makes each request
-atomic without locks.
+atomic without locks. A write still marks its sheet busy for its whole duration (latency
+included), so a second write to the same sheet with the same token meanwhile gets Smartsheet's
+500/4004 "currently being updated by another request" (config `concurrent_write_error`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox.smartsheet import seed
+from sandbox.smartsheet.columns import column_new, column_titles_check, column_update
+from sandbox.smartsheet.formulas import formulas_recompute
 from sandbox.smartsheet.model import (
-    COLUMN_TYPES,
     ApiError,
     Column,
     IdMaker,
@@ -29,6 +32,7 @@ from sandbox.smartsheet.model import (
     User,
     iso,
     missing_attribute,
+    not_allowed,
     not_found,
     now,
     unparseable,
@@ -37,6 +41,7 @@ from sandbox.smartsheet.rows import Change, add_rows, delete_rows, update_rows
 from sandbox.smartsheet.webhooks import WebhookDispatcher
 from sandbox.smartsheet.wire import (
     RowView,
+    column_wire,
     paged,
     param_bool,
     param_ids,
@@ -46,7 +51,7 @@ from sandbox.smartsheet.wire import (
     rows_wire,
     sheet_summary,
 )
-from sandbox.state import SandboxState
+from sandbox.state import SandboxState, SlidingWindow
 
 SERVICE = "smartsheet"
 FAULTS = {
@@ -63,6 +68,21 @@ FAULTS = {
         "error repeatedly, please contact api@smartsheet.com for assistance.",
     ),
 }
+
+
+# Sharing levels, weakest first; a write needs at least the level its route names.
+LEVELS = ("VIEWER", "EDITOR", "EDITOR_SHARE", "ADMIN", "OWNER")
+BUSY_ROUTE = "/sheets/{id:int}"  # routes under this path write to the sheet they name
+
+
+def busy(sheet_id: int) -> ApiError:
+    return ApiError(
+        500,
+        4004,
+        f"Request failed because sheetId {sheet_id} is currently being updated by another request "
+        "that uses the same access token. Please retry your request once the previous request "
+        "has completed.",
+    )
 
 
 def ref_id() -> str:
@@ -126,11 +146,13 @@ class Call:
         except orjson.JSONDecodeError as exc:
             raise unparseable(str(exc)) from None
 
-    def change(self) -> Change:
+    def change(self, sheet: Sheet | None = None) -> Change:
         return Change(
             user=self.user,
             moment=now(),
             change_agent=self.request.headers.get("Smartsheet-Change-Agent"),
+            admin=sheet is None or sheet.is_admin(self.user),
+            override_validation=param_bool(self.query, "overrideValidation"),
         )
 
 
@@ -156,12 +178,20 @@ class SmartsheetService:
         """Back to the seed; sheets nobody changed are kept as they are (the fast path)."""
         live = self.sheets
         self.sheets = {}
+        recopied = 0
         for sheet in self.pristine:
             current = live.get(sheet.id)
-            self.sheets[sheet.id] = current if current and not current.dirty else sheet.clone()
+            if current and not current.dirty:
+                self.sheets[sheet.id] = current
+            else:
+                self.sheets[sheet.id] = sheet.clone()
+                recopied += 1
+        # Stats were just cleared: this says what the reset cost (tests check it, not the clock).
+        self.state.stats.add(SERVICE, "sheets_recopied", recopied)
         self.new_id = IdMaker(f"{self.state.seed}:live", taken=set(self._seed_ids))
         self.faults = random.Random(f"{self.state.seed}:faults")
         self.windows: dict[str, Any] = {}
+        self.writing: set[tuple[int, str]] = set()  # (sheet id, token) of writes in flight
         self.webhooks.reset()
 
     async def close(self) -> None:
@@ -198,38 +228,61 @@ class SmartsheetService:
             config = self.config
             window = self.windows.get(token)
             if window is None:
-                from sandbox.state import SlidingWindow
-
                 window = self.windows[token] = SlidingWindow()
             if window.current() + cost > config["rpm"]:
                 self.state.stats.record(SERVICE, route, token=token, rate_limited=True, weight=cost)
                 return error_response(ApiError(429, 4003, "Rate limit exceeded."))
             window.add(cost)
-            if config["latency_ms"]:
-                await asyncio.sleep(config["latency_ms"] / 1000)
-            # Draw only when faults are on, so turning them on always starts the same sequence.
-            if config["fail_rate"] and self.faults.random() < config["fail_rate"]:
-                code = self.faults.choice(config["fail_codes"])
-                self.state.stats.record(
-                    SERVICE, route, token=token, injected_failure=True, weight=cost
-                )
-                status, message = FAULTS[code]
-                return error_response(ApiError(status, code, message))
-            self.state.stats.record(SERVICE, route, token=token, weight=cost)
-            if handler is None:
-                return error_response(
-                    ApiError(405, 1122, f"Requested URL does not support this method: {method}.")
-                )
+            busy_key = None
+            if method != "GET" and template.startswith(BUSY_ROUTE):
+                busy_key = (int(request.path_params["id"]), token)
+                if busy_key in self.writing and config["concurrent_write_error"]:
+                    self.state.stats.record(SERVICE, route, token=token, weight=cost)
+                    self.state.stats.add(SERVICE, "concurrent_write_errors")
+                    return error_response(busy(busy_key[0]))
+                self.writing.add(busy_key)
+                self.state.stats.add(SERVICE, "writes_started")
             try:
-                result = await handler(Call(request, user, token))
-            except ApiError as error:
-                return error_response(error)
-            if isinstance(result, Response):
-                return result
-            return json_response(result)
+                return await self._answer(request, route, handler, user, token, cost, config)
+            finally:
+                if busy_key is not None:
+                    self.writing.discard(busy_key)
 
         # Every method reaches the endpoint, so an unsupported one gets Smartsheet's JSON 405.
         return Route(template, endpoint, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+
+    async def _answer(
+        self,
+        request: Request,
+        route: str,
+        handler: Handler | None,
+        user: User,
+        token: str,
+        cost: int,
+        config: dict[str, Any],
+    ) -> Response:
+        """The request after auth and rate limit: latency, injected faults, then the handler."""
+        method = request.method
+        if config["latency_ms"]:
+            await asyncio.sleep(config["latency_ms"] / 1000)
+        # Draw only when faults are on, so turning them on always starts the same sequence.
+        if config["fail_rate"] and self.faults.random() < config["fail_rate"]:
+            code = self.faults.choice(config["fail_codes"])
+            self.state.stats.record(SERVICE, route, token=token, injected_failure=True, weight=cost)
+            status, message = FAULTS[code]
+            return error_response(ApiError(status, code, message))
+        self.state.stats.record(SERVICE, route, token=token, weight=cost)
+        if handler is None:
+            return error_response(
+                ApiError(405, 1122, f"Requested URL does not support this method: {method}.")
+            )
+        try:
+            result = await handler(Call(request, user, token))
+        except ApiError as error:
+            return error_response(error)
+        if isinstance(result, Response):
+            return result
+        return json_response(result)
 
     def routes(self) -> list[BaseRoute]:
         r = self._route
@@ -273,10 +326,13 @@ class SmartsheetService:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def sheet(self, call: Call) -> Sheet:
+    def sheet(self, call: Call, need: str = "VIEWER") -> Sheet:
+        """The sheet the path names, if the caller's sharing level allows `need` (else 1004)."""
         sheet = self.sheets.get(call.path_int("id"))
         if sheet is None:
             raise not_found()
+        if LEVELS.index(sheet.access_level(call.user)) < LEVELS.index(need):
+            raise ApiError(403, 1004, "You are not authorized to perform this action.")
         return sheet
 
     def finish(self, sheet: Sheet, change: Change) -> None:
@@ -336,14 +392,18 @@ class SmartsheetService:
         body = await call.body()
         if not isinstance(body, dict):
             raise unparseable("the sheet must be a JSON object.")
+        _check_sheet_attributes(body, {"name", "columns"})
         if not body.get("name"):
             raise missing_attribute("sheet.name")
         if not body.get("columns"):
             raise ApiError(400, 1054, "The new sheet requires either a fromId or columns.")
-        columns = [self._new_column(c, allow_primary=True) for c in _objects(body["columns"])]
+        columns = [
+            column_new(new_id=self.new_id, body=c, allow_primary=True)
+            for c in _objects(body["columns"])
+        ]
         if sum(c.primary for c in columns) != 1:
             raise ApiError(400, 1055, "One and only one column must be primary.")
-        _check_titles(columns)
+        column_titles_check(columns)
         moment = now()
         sheet = Sheet(
             id=self.new_id(),
@@ -368,7 +428,7 @@ class SmartsheetService:
 
     def render_sheet(self, sheet: Sheet, user: User, query: QueryParams) -> bytes:
         """The GET /sheets/{id} body; cached per version, since big sheets cost to serialize."""
-        param_int(query, "level")  # accepted; the sandbox has no multi-contact/picklist cells
+        level = param_level(query)
         key = (sheet.version, str(query) + str(user.id))
         cached = sheet.response_cache.get(key)
         if cached is not None:
@@ -394,7 +454,8 @@ class SmartsheetService:
             rows = [row for row in rows if row.modified_at >= since]
         if "page" in query or "pageSize" in query:
             rows = paged(rows, query)["data"]
-        view = RowView(sheet, columns, include, exclude)
+        admin = sheet.is_admin(user)
+        view = RowView(sheet, columns, include, exclude, level, admin)
         data = sheet_summary(sheet, user)
         data["version"] = sheet.version
         data["totalRowCount"] = len(sheet.rows)
@@ -410,18 +471,19 @@ class SmartsheetService:
         if "ownerInfo" in include:
             data["owner"], data["ownerId"] = sheet.owner.email, sheet.owner.id
         shown = columns if columns is not None else sheet.columns
-        data["columns"] = [c.wire(sheet.column_index(c.id)) for c in shown]
+        data["columns"] = [column_wire(c, sheet.column_index(c.id), level, admin) for c in shown]
         data["rows"] = rows_wire(sheet, rows, view)
         body = orjson.dumps(data)
         sheet.response_cache[key] = body
         return body
 
     async def update_sheet(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "ADMIN")
         body = await call.body()
         if not isinstance(body, dict) or not body.get("name"):
             raise missing_attribute("sheet.name")
-        change = call.change()
+        _check_sheet_attributes(body, {"name"})
+        change = call.change(sheet)
         sheet.name = str(body["name"])
         sheet.touch(change.moment)
         change.event("sheet", "updated", id=sheet.id)
@@ -429,7 +491,7 @@ class SmartsheetService:
         return success(sheet_summary(sheet, call.user, with_version=True))
 
     async def delete_sheet(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "OWNER")
         sheet.dirty = True
         del self.sheets[sheet.id]
         self.webhooks.scope_gone(sheet.id)
@@ -441,9 +503,9 @@ class SmartsheetService:
     # --- rows ---------------------------------------------------------------------------------
 
     async def add_rows(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "EDITOR")
         body = await call.body()
-        change = call.change()
+        change = call.change(sheet)
         created, failed = add_rows(
             sheet,
             body,
@@ -453,13 +515,13 @@ class SmartsheetService:
             directory=seed.DIRECTORY,
         )
         self.finish(sheet, change)
-        view = RowView(sheet)
+        view = RowView(sheet, admin=change.admin)
         return success(rows_wire(sheet, created, view), version=sheet.version, failed=failed)
 
     async def update_rows(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "EDITOR")
         body = await call.body()
-        change = call.change()
+        change = call.change(sheet)
         updated, failed = update_rows(
             sheet,
             body,
@@ -468,15 +530,15 @@ class SmartsheetService:
             directory=seed.DIRECTORY,
         )
         self.finish(sheet, change)
-        view = RowView(sheet)
+        view = RowView(sheet, admin=change.admin)
         return success(rows_wire(sheet, updated, view), version=sheet.version, failed=failed)
 
     async def delete_rows(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "EDITOR")
         ids = param_ids(call.query, "ids")
         if not ids:
             raise ApiError(400, 1009, "A required parameter is missing from your request: ids.")
-        change = call.change()
+        change = call.change(sheet)
         deleted = delete_rows(
             sheet, ids, ignore_missing=param_bool(call.query, "ignoreRowsNotFound"), change=change
         )
@@ -489,11 +551,12 @@ class SmartsheetService:
         if row is None:
             raise not_found()
         include = param_list(call.query, "include")
-        data = rows_wire(
-            sheet, [row], RowView(sheet, None, include, param_list(call.query, "exclude"))
-        )[0]
+        level = param_level(call.query)
+        admin = sheet.is_admin(call.user)
+        view = RowView(sheet, None, include, param_list(call.query, "exclude"), level, admin)
+        data = rows_wire(sheet, [row], view)[0]
         if "columns" in include:
-            data["columns"] = [c.wire(i) for i, c in enumerate(sheet.columns)]
+            data["columns"] = [column_wire(c, i, level, admin) for i, c in enumerate(sheet.columns)]
         return data
 
     async def cell_history(self, call: Call) -> Any:
@@ -519,39 +582,6 @@ class SmartsheetService:
 
     # --- columns ------------------------------------------------------------------------------
 
-    def _new_column(self, body: dict[str, Any], *, allow_primary: bool) -> Column:
-        title, kind = body.get("title"), body.get("type")
-        if not title:
-            raise missing_attribute("column.title")
-        if not kind:
-            raise missing_attribute("column.type")
-        if kind not in COLUMN_TYPES:
-            raise unparseable(
-                f"column type {kind!r} is not one of {', '.join(sorted(COLUMN_TYPES))}."
-            )
-        primary = bool(body.get("primary"))
-        if primary and not allow_primary:
-            raise ApiError(400, 1055, "One and only one column must be primary.")
-        if primary and kind != "TEXT_NUMBER":
-            raise ApiError(400, 1057, "Primary columns must be of type TEXT_NUMBER.")
-        options = body.get("options") or []
-        if not isinstance(options, list):
-            raise unparseable("column.options must be an array of strings.")
-        if options and kind not in ("PICKLIST", "MULTI_PICKLIST"):
-            raise ApiError(400, 1060, f"Column options are not allowed for column type {kind}.")
-        return Column(
-            id=self.new_id(),
-            title=str(title),
-            type=kind,
-            primary=primary,
-            options=[str(o) for o in options],
-            width=int(body.get("width") or 150),
-            description=body.get("description"),
-            hidden=bool(body.get("hidden")),
-            locked=bool(body.get("locked")),
-            validation=bool(body.get("validation")),
-        )
-
     def _column(self, sheet: Sheet, call: Call) -> Column:
         column = sheet.column(call.path_int("columnId"))
         if column is None:
@@ -560,10 +590,13 @@ class SmartsheetService:
 
     async def list_columns(self, call: Call) -> Any:
         sheet = self.sheet(call)
-        return paged([c.wire(i) for i, c in enumerate(sheet.columns)], call.query)
+        level = param_level(call.query)
+        admin = sheet.is_admin(call.user)
+        columns = [column_wire(c, i, level, admin) for i, c in enumerate(sheet.columns)]
+        return paged(columns, call.query)
 
     async def add_columns(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "ADMIN")
         body = await call.body()
         requested = _objects(body)
         added = []
@@ -573,9 +606,9 @@ class SmartsheetService:
                 raise missing_attribute("column.index")
             if not isinstance(index, int) or not 0 <= index <= len(sheet.columns) + len(added):
                 raise unparseable(f"column.index must be between 0 and {len(sheet.columns)}.")
-            added.append((index, self._new_column(item, allow_primary=False)))
-        _check_titles([*sheet.columns, *(column for _, column in added)])
-        change = call.change()
+            added.append((index, column_new(new_id=self.new_id, body=item, allow_primary=False)))
+        column_titles_check([*sheet.columns, *(column for _, column in added)])
+        change = call.change(sheet)
         for index, column in added:
             sheet.columns.insert(index, column)
             change.event("column", "created", id=column.id)
@@ -588,47 +621,17 @@ class SmartsheetService:
     async def get_column(self, call: Call) -> Any:
         sheet = self.sheet(call)
         column = self._column(sheet, call)
-        return column.wire(sheet.column_index(column.id))
+        index = sheet.column_index(column.id)
+        return column_wire(column, index, param_level(call.query), sheet.is_admin(call.user))
 
     async def update_column(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "ADMIN")
         column = self._column(sheet, call)
         body = await call.body()
         if not isinstance(body, dict):
             raise unparseable("the column must be a JSON object.")
-        kind = body.get("type", column.type)
-        if kind not in COLUMN_TYPES:
-            raise unparseable(
-                f"column type {kind!r} is not one of {', '.join(sorted(COLUMN_TYPES))}."
-            )
-        if column.primary and kind != "TEXT_NUMBER":
-            raise ApiError(400, 1057, "Primary columns must be of type TEXT_NUMBER.")
-        if column.system_column_type and kind != column.type:
-            raise ApiError(
-                400,
-                1046,
-                "Cells containing system values cannot be inserted or updated through the API, "
-                f"columnId : {column.id}.",
-            )
-        title = body.get("title", column.title)
-        if any(c.title == title and c is not column for c in sheet.columns):
-            raise ApiError(400, 1056, "Column titles must be unique.")
-        options = body.get("options", column.options)
-        if options and kind not in ("PICKLIST", "MULTI_PICKLIST"):
-            raise ApiError(400, 1060, f"Column options are not allowed for column type {kind}.")
-        index = body.get("index")
-        if index is not None and (
-            not isinstance(index, int) or not 0 <= index < len(sheet.columns)
-        ):
-            raise unparseable(f"column.index must be between 0 and {len(sheet.columns) - 1}.")
-        column.title, column.type, column.options = str(title), kind, [str(o) for o in options]
-        for name in ("width", "description", "hidden", "locked", "validation"):
-            if name in body:
-                setattr(column, name, body[name])
-        if index is not None:
-            sheet.columns.remove(column)
-            sheet.columns.insert(index, column)
-        change = call.change()
+        column_update(sheet, column, body)
+        change = call.change(sheet)
         sheet.touch(change.moment)
         change.event("column", "updated", id=column.id)
         change.event("sheet", "updated", id=sheet.id)
@@ -636,13 +639,14 @@ class SmartsheetService:
         return success(column.wire(sheet.column_index(column.id)), version=sheet.version)
 
     async def delete_column(self, call: Call) -> Any:
-        sheet = self.sheet(call)
+        sheet = self.sheet(call, "ADMIN")
         column = self._column(sheet, call)
         if column.primary:
             raise ApiError(400, 1065, "The column specified cannot be deleted.")
         # Rows keep the orphaned cell values; nothing reads a column the sheet no longer has.
         sheet.columns.remove(column)
-        change = call.change()
+        formulas_recompute(sheet=sheet)  # formulas that read the column now show #REF
+        change = call.change(sheet)
         sheet.touch(change.moment)
         change.event("column", "deleted", id=column.id)
         change.event("sheet", "updated", id=sheet.id)
@@ -684,14 +688,21 @@ class SmartsheetService:
         return success({"sharedSecret": self.webhooks.reset_secret(webhook)})
 
 
+def param_level(query: Any) -> int:
+    """`level`: 0 shows multi-value columns as TEXT_NUMBER, 1 adds MULTI_CONTACT_LIST, 2+ both."""
+    return param_int(query, "level") or 0
+
+
+def _check_sheet_attributes(body: dict[str, Any], writable: set[str]) -> None:
+    # userSettings, projectSettings, fromId... are not stored: refused (1032), not dropped.
+    read_only = {"id", "version", "accessLevel", "permalink", "createdAt", "modifiedAt"}
+    refused = [f"sheet.{k}" for k in body if k not in writable | read_only]
+    if refused:
+        raise not_allowed(refused)
+
+
 def _objects(body: Any) -> list[dict[str, Any]]:
     items = body if isinstance(body, list) else [body]
     if not all(isinstance(item, dict) for item in items):
         raise unparseable("expected a JSON object or an array of objects.")
     return items
-
-
-def _check_titles(columns: list[Column]) -> None:
-    titles = [c.title for c in columns]
-    if len(set(titles)) != len(titles):
-        raise ApiError(400, 1056, "Column titles must be unique.")

@@ -253,6 +253,8 @@ class WebhookDispatcher:
 
     async def _deliver(self, webhook: Webhook) -> None:
         while webhook.pending and webhook.enabled:
+            # Smartsheet's delay (webhook_delay_ms, ~60 s in production) then the coalescing wait.
+            await asyncio.sleep(self.config["webhook_delay_ms"] / 1000)
             await asyncio.sleep(self.config["webhook_coalesce_ms"] / 1000)
             if webhook.callbacks_since_challenge >= self.config["webhook_rechallenge_every"]:
                 webhook.callbacks_since_challenge = 0

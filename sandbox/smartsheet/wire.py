@@ -95,15 +95,11 @@ def permalink(kind: str, object_id: int) -> str:
     return f"https://app.smartsheet.com/{kind}/{object_id:x}"
 
 
-def access_level(sheet: Sheet, user: User) -> str:
-    return "OWNER" if sheet.owner.id == user.id else "EDITOR"
-
-
 def sheet_summary(sheet: Sheet, user: User, with_version: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": sheet.id,
         "name": sheet.name,
-        "accessLevel": access_level(sheet, user),
+        "accessLevel": sheet.access_level(user),
         "permalink": permalink("sheets", sheet.id),
         "createdAt": iso(sheet.created_at),
         "modifiedAt": iso(sheet.modified_at),
@@ -128,15 +124,55 @@ def system_cell(column: Column, row: Row) -> dict[str, Any]:
     return {"columnId": column.id}
 
 
-def cell_wire(column: Column, row: Row) -> dict[str, Any]:
+def presented_type(column: Column, level: int) -> str:
+    """Multi-value columns read as TEXT_NUMBER unless the request's `level` asks for them."""
+    if column.type == "MULTI_CONTACT_LIST" and level < 1:
+        return "TEXT_NUMBER"
+    if column.type == "MULTI_PICKLIST" and level < 2:
+        return "TEXT_NUMBER"
+    return column.type
+
+
+def column_wire(column: Column, index: int, level: int = 0, admin: bool = True) -> dict[str, Any]:
+    data = column.wire(index)
+    if column.locked:
+        data["lockedForUser"] = not admin
+    kind = presented_type(column, level)
+    if kind != column.type:
+        data["type"] = kind
+        data.pop("options", None)
+    return data
+
+
+def cell_wire(
+    column: Column, row: Row, level: int = 0, object_value: bool = False
+) -> dict[str, Any]:
     if column.system_column_type:
         return system_cell(column, row)
     stored = row.cells.get(column.id)
     if stored is None:
         return {"columnId": column.id}
-    if stored[1] is None:
-        return {"columnId": column.id, "value": stored[0]}
-    return {"columnId": column.id, "value": stored[0], "displayValue": stored[1]}
+    if len(stored) == 2 and not object_value:  # the common case, kept fast for big sheets
+        if stored[1] is None:
+            return {"columnId": column.id, "value": stored[0]}
+        return {"columnId": column.id, "value": stored[0], "displayValue": stored[1]}
+    data: dict[str, Any] = {"columnId": column.id}
+    if stored[0] is not None:
+        data["value"] = stored[0]
+    if stored[1] is not None:
+        data["displayValue"] = stored[1]
+    if len(stored) > 2:
+        extra = stored[2]
+        if "formula" in extra:
+            data["formula"] = extra["formula"]
+        if object_value and "values" in extra and column.type == "MULTI_PICKLIST" and level >= 2:
+            data["objectValue"] = {"objectType": "MULTI_PICKLIST", "values": list(extra["values"])}
+    if object_value and "objectValue" not in data and stored[0] is not None:
+        if column.type == "CONTACT_LIST" and stored[1] is not None and "@" in str(stored[0]):
+            data["objectValue"] = {"objectType": "CONTACT", "email": stored[0], "name": stored[1]}
+        else:
+            data["objectValue"] = stored[0]
+    return data
 
 
 class RowView:
@@ -148,15 +184,25 @@ class RowView:
         columns: list[Column] | None = None,
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        level: int = 0,
+        admin: bool = True,
     ) -> None:
         self.sheet = sheet
+        self.admin = admin  # whether the reader may edit locked rows (lockedForUser)
         self.columns = columns if columns is not None else sheet.columns
+        self.level = level
+        self.object_value = "objectValue" in include
         self.column_type = "columnType" in include
         self.writer_info = "writerInfo" in include or "rowWriterInfo" in include
         self.row_permalink = "rowPermalink" in include
         self.skip_empty = "nonexistentCells" in exclude
         # Rows cache their default cells; the key says which column layout the cache was made for.
-        self.plain = columns is None and not self.column_type and not self.skip_empty
+        self.plain = (
+            columns is None
+            and not self.column_type
+            and not self.skip_empty
+            and not self.object_value
+        )
         self.layout = tuple(c.id for c in sheet.columns)
 
     def cells(self, row: Row) -> list[dict[str, Any]]:
@@ -166,11 +212,11 @@ class RowView:
                 return cached[1]
         cells = []
         for column in self.columns:
-            cell = cell_wire(column, row)
+            cell = cell_wire(column, row, self.level, self.object_value)
             if self.skip_empty and "value" not in cell:
                 continue
             if self.column_type:
-                cell["columnType"] = column.type
+                cell["columnType"] = presented_type(column, self.level)
             cells.append(cell)
         if self.plain:
             row.wire_cells = (self.layout, cells)
@@ -189,6 +235,7 @@ class RowView:
         data["expanded"] = row.expanded
         if row.locked:
             data["locked"] = True
+            data["lockedForUser"] = not self.admin
         data["createdAt"] = iso(row.created_at)
         data["modifiedAt"] = iso(row.modified_at)
         if self.writer_info:

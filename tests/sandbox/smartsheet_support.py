@@ -37,3 +37,19 @@ def column_ids(ss: smartsheet.Smartsheet, sid: int) -> dict[str, int]:
 def row(cells: dict[int, Any] | None = None, **attrs: Any) -> smartsheet.models.Row:
     data = {**attrs, "cells": [{"columnId": cid, "value": v} for cid, v in (cells or {}).items()]}
     return smartsheet.models.Row(data)
+
+
+def raw_row(cells: list[dict[str, Any]], **attrs: Any) -> smartsheet.models.Row:
+    """A row whose cells are given in API shape, for formulas, objectValue and flags."""
+    return smartsheet.models.Row({**attrs, "cells": cells})
+
+
+def new_sheet(ss: smartsheet.Smartsheet, name: str, columns: list[dict[str, Any]]) -> int:
+    sheet = smartsheet.models.Sheet({"name": name, "columns": columns})
+    return ss.Home.create_sheet(sheet).result.id
+
+
+def cells_of(ss: smartsheet.Smartsheet, sid: int, row_id: int, **params: Any) -> dict[int, Any]:
+    """columnId → the SDK's Cell for one row, read back through GET /sheets/{id}."""
+    sheet = ss.Sheets.get_sheet(sid, row_ids=[row_id], **params)
+    return {c.column_id: c for c in sheet.rows[0].cells}

@@ -173,3 +173,24 @@ def test_it_refuses_plain_http_callbacks_off_loopback(sandbox):
         headers=AUTH,
     )
     assert missing.json()["errorCode"] == 1151
+
+
+def test_callbacks_wait_out_the_configured_delay_so_changes_in_it_arrive_together(
+    sandbox, receiver
+):
+    # No coalescing wait: only webhook_delay_ms holds the first change back for the second.
+    sandbox.configure(smartsheet={"webhook_coalesce_ms": 0, "webhook_delay_ms": 1000})
+    ss = client(sandbox)
+    sid = sheet_id(ss, "Project Tracker")
+    cols = column_ids(ss, sid)
+    enable(sandbox, create(sandbox, sid, receiver.url)["id"])
+    first = ss.Sheets.add_rows(sid, [row({cols["Task"]: "one"})]).result[0]
+    second = ss.Sheets.add_rows(sid, [row({cols["Task"]: "two"})]).result[0]
+    sandbox.control("POST", "flush")
+    assert len(receiver.callbacks) == 1
+    created = {
+        e["id"]
+        for e in json.loads(receiver.callbacks[0][1])["events"]
+        if (e["objectType"], e["eventType"]) == ("row", "created")
+    }
+    assert created == {first.id, second.id}
