@@ -9,6 +9,7 @@ next must answer without them. Write tools make a ChangeSet and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -178,23 +179,27 @@ def assistant_reply(*, message_id: int) -> None:
         for number in range(settings.CHAT_MAX_TOOL_ROUNDS + 1):
             last = number == settings.CHAT_MAX_TOOL_ROUNDS
             calls: list[ToolCall] = []
-            for event in chat_stream(
+            stream = chat_stream(
                 messages=messages,
                 context=context,
                 tools=tools,
                 tool_choice="none" if last else None,
                 max_tokens=settings.CHAT_MAX_TOKENS,
-            ):
-                if isinstance(event, TextDelta):
-                    writer.add(event.text)
-                elif isinstance(event, ToolCall):
-                    calls.append(event)
-                elif isinstance(event, StreamEnd):
-                    writer.usage(event)
-                    if not event.finish_reason:
-                        raise UnavailableError(
-                            "The reply stream ended without finishing.", deployment=event.deployment
-                        )
+            )
+            # closing(): a Stop mid-stream closes the HTTP stream at once, not when collected.
+            with contextlib.closing(stream):
+                for event in stream:
+                    if isinstance(event, TextDelta):
+                        writer.add(event.text)
+                    elif isinstance(event, ToolCall):
+                        calls.append(event)
+                    elif isinstance(event, StreamEnd):
+                        writer.usage(event)
+                        if not event.finish_reason:
+                            raise UnavailableError(
+                                "The reply stream ended without finishing.",
+                                deployment=event.deployment,
+                            )
             if not calls:
                 break
             messages.append(
@@ -216,6 +221,12 @@ def assistant_reply(*, message_id: int) -> None:
     except AIError as exc:
         logger.info("chat reply %s failed: %s", message_id, exc.message)
         writer.finish(Message.Status.ERROR, _error_sentence(exc, writer.text))
+    except Exception:
+        logger.exception("chat reply %s failed", message_id)
+        kept = " What arrived before is kept above." if writer.text else ""
+        writer.finish(
+            Message.Status.ERROR, "Something went wrong while writing this reply. Retry." + kept
+        )
 
 
 def _error_sentence(exc: AIError, text: str) -> str:
