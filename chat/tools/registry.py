@@ -112,7 +112,8 @@ def applier(name: str) -> Callable[[Callable[..., Outcome]], Callable[..., Outco
 
 
 def tool_specs() -> list[dict[str, Any]]:
-    return [t.spec() for t in TOOLS.values()]
+    """Every tool as the model is offered it: reads first, then writes."""
+    return [t.spec() for t in sorted(TOOLS.values(), key=lambda t: t.writes)]
 
 
 def tool_get(name: str) -> Tool:

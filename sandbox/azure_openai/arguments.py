@@ -74,7 +74,9 @@ class SheetArguments(ToolArguments):
         text = match.group(1) if match else ""
         for clause in re.split(r"\band\b|,", text):
             clause = clause.strip().rstrip("?.!")
-            condition = re.match(rf"(?:the\s+)?(.+?)\s+({_OP_PATTERN})\s+{_VALUE}", clause, re.I)
+            # Case-insensitive operators, but a value's further words must be capitalised
+            # ("In Progress"), so "Blocked in Project Tracker" stops at "Blocked".
+            condition = re.match(rf"(?:the\s+)?(.+?)\s+(?i:({_OP_PATTERN}))\s+{_VALUE}", clause)
             if condition:
                 column = self._title_in(condition.group(1)) or condition.group(1).strip()
                 value = condition.group(3) or condition.group(4)
@@ -121,13 +123,31 @@ class SheetArguments(ToolArguments):
         descending = bool(re.search(r"\bdesc|\bhighest first|\bnewest first", self.message, re.I))
         return {"column": column, "descending": descending}
 
+    def _new_value(self, column: str | None) -> str | None:
+        """The value after "to", without a trailing "in <sheet>", fitted to a dropdown option."""
+        value = self.value
+        if value is None:
+            return None
+        match = re.match(
+            r"(.+?)\s+(?:in|on|of)\s+(?:the\s+)?(?:sheet\b|[\"\u201c'\u2018]?[A-Z])", value
+        )
+        if match:
+            value = match.group(1)
+        options = sorted(
+            self.options.get(column or "", []), key=lambda o: len(str(o)), reverse=True
+        )
+        for option in options:
+            if value.lower().startswith(str(option).lower()):
+                return str(option)
+        return value
+
     def changes(self) -> list[dict[str, Any]] | None:
         row = self._row()
-        value = self.value
-        if row is None or value is None:
+        if row is None or self.value is None:
             return None
-        column = self._title_in(self.message.split(" to ")[0]) or self._column_with_option(value)
-        column = column or self.column
+        column = self._title_in(self.message.split(" to ")[0])
+        value = self._new_value(column)
+        column = column or self._column_with_option(value) or self.column
         if column is None:
             return None
         return [{"row_id": None, "row_number": row, "column": column, "value": value}]

@@ -60,6 +60,7 @@ INTENT_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     ("list_sheets", re.compile(r"\bsheets\b|\bwhat sheets\b|\blist\b.*\bsheet", re.I)),
+    ("get_row", re.compile(r"\brow\s*(?:#|number|no\.?)?\s*\d+\b", re.I)),
     (
         "get_sheet",
         re.compile(r"\bcolumns?\b|\bdescribe\b|\bopen\b.*\bsheet\b|\bsheet\b|\brows?\b", re.I),
@@ -75,6 +76,7 @@ TOOL_WORDS: dict[str, dict[str, float]] = {
     "update_cell": {"update": 2, "change": 2, "set": 2, "propose": 2, "edit": 1, "cell": 2},
     "start_job": {"job": 3, "start": 1, "run": 1, "ai": 1, "fill": 1, "batch": 1},
     "delete_rows": {"delete": 3, "remove": 2, "rows": 1, "row": 1},
+    "get_row": {"get": 1, "row": 3, "read": 1, "one": 0.5},
     "add_rows": {"add": 3, "append": 2, "insert": 2, "rows": 1, "row": 1, "new": 1},
 }
 # Words that argue against a tool for an intent (listing sheets is not changing cells).
@@ -86,6 +88,7 @@ TOOL_PENALTIES: dict[str, set[str]] = {
     "update_cell": {"job", "list", "find"},
     "start_job": {"cell", "find", "list"},
     "delete_rows": {"list", "query", "job", "update", "add", "get"},
+    "get_row": {"rows", "query", "update", "delete", "list", "schema", "add", "job", "sheets"},
     "add_rows": {"list", "query", "job", "update", "delete", "get"},
 }
 OPERATIONS = {

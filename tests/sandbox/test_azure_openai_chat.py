@@ -164,6 +164,8 @@ def test_counting_calls_aggregate_and_setting_a_cell_calls_update_cells(sandbox)
     assert json.loads(update.function.arguments)["changes"] == [
         {"row_id": None, "row_number": 3, "column": "Status", "value": "Done"}
     ]
+    (named,) = calls_for(sandbox, on_sheet("Set Status of row 4 to In Progress in Project Tracker"))
+    assert json.loads(named.function.arguments)["changes"][0]["value"] == "In Progress"
 
 
 def test_two_questions_get_two_tool_calls_in_one_reply_unless_parallel_calls_are_off(sandbox):
