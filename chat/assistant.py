@@ -169,8 +169,8 @@ def assistant_reply(*, message_id: int) -> None:
         return
     message = Message.objects.select_related("session__owner", "session__sheet").get(pk=message_id)
     session = message.session
+    # No announcement of "writing" here: the first words say it, without a render before them.
     writer = ReplyWriter(message)
-    message_changed_send(session_id=session.pk, message_id=message.pk)
     context = CallContext(purpose="chat", user_id=session.owner_id, chat_session_id=session.pk)
     tools_context = ToolContext(user=session.owner)
     try:

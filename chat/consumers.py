@@ -21,6 +21,10 @@ from core.consumers import AuthenticatedConsumer
 CLOSE_NOT_FOUND = 4404
 
 
+def _off_the_shared_thread(func):
+    return database_sync_to_async(func, thread_sensitive=False)
+
+
 class ChatConsumer(AuthenticatedConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -59,7 +63,9 @@ class ChatConsumer(AuthenticatedConsumer):
         if html:
             await self.send(text_data=json.dumps({"type": "html", "html": html}))
 
-    @database_sync_to_async
+    # Not thread-sensitive: renders run beside the views' shared thread instead of queueing
+    # behind them (and the first words of a reply behind the renders).
+    @_off_the_shared_thread
     def _render_message(self, message_id: int) -> str:
         message = message_view(session_id=self.session_id, message_id=message_id)
         if message is None:
@@ -68,7 +74,7 @@ class ChatConsumer(AuthenticatedConsumer):
             "chat/session.html#message", {"message": message, "user": self.scope["user"]}
         )
 
-    @database_sync_to_async
+    @_off_the_shared_thread
     def _render_change_set(self, change_set_id: int) -> str:
         change_set = change_set_view(session_id=self.session_id, change_set_id=change_set_id)
         if change_set is None:

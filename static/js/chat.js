@@ -49,6 +49,11 @@
     // A finished message is already rendered whole; a shorter text is an older push.
     if (!["pending", "streaming"].includes(article.dataset.status)) return;
     if (frame.length < parseInt(body.dataset.length || "0", 10)) return;
+    if (article.dataset.status === "pending") {
+      article.dataset.status = "streaming"; // the first words: no longer thinking but writing
+      const label = article.querySelector(".working [aria-busy]");
+      if (label) label.textContent = "Writing…";
+    }
     const follow = nearBottom();
     body.innerHTML = frame.html;
     body.dataset.length = frame.length;
