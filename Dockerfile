@@ -9,7 +9,8 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY . .
-RUN mkdir -p var && python manage.py collectstatic --no-input -v 0 \
+# collectstatic needs settings that load; at build time there are no credentials, so sandbox mode.
+RUN mkdir -p var && SANDBOX=true python manage.py collectstatic --no-input -v 0 \
     && useradd --system --home /app workbench && chown -R workbench /app/var
 USER workbench
 

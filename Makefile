@@ -1,4 +1,4 @@
-# Two commands: `make run` (the demo, on embedded defaults) and `make test` (the whole suite).
+# Two commands: `make run` (the demo, in sandbox mode: SANDBOX=true unless set) and `make test` (the whole suite).
 PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
 	&& { echo $$p; break; }; done)

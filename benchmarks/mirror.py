@@ -32,6 +32,7 @@ def _rss_mb() -> float:
 def main() -> None:
     port = free_port()
     os.environ["SANDBOX_PORT"] = str(port)
+    os.environ["SANDBOX"] = "true"
     os.environ["REDIS_PREFIX"] = f"bench-mirror-{uuid.uuid4().hex[:8]}"
     os.environ.pop("SMARTSHEET_ACCESS_TOKEN", None)
     os.environ.pop("SMARTSHEET_API_BASE", None)

@@ -1,7 +1,10 @@
 """One env-driven settings file. Every knob is an environment variable (or a line in `.env`).
 
-With no credentials configured, the app points itself at the sandbox (`manage.py sandbox`), which
-stands in for Smartsheet and Azure OpenAI on loopback.
+Production fails closed. Sandbox mode is explicit: `SANDBOX=true` (set by `make run`, the tests and
+the compose sandbox profile) points each service that has no credentials at the sandbox
+(`manage.py sandbox`), which stands in for Smartsheet and Azure OpenAI on loopback. Without it,
+the app refuses to start until both services have credentials; and unless DEBUG or SANDBOX is on,
+it also refuses a weak SECRET_KEY and turns the https protections on.
 """
 
 from __future__ import annotations
@@ -20,7 +23,28 @@ env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 DEBUG = env.bool("DEBUG", default=False)
-SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me-in-production")
+SANDBOX = env.bool("SANDBOX", default=False)
+# A developer's machine or the sandbox demo, served over plain http on loopback: local defaults.
+# Anything else is production: strict defaults, and the checks below refuse to start.
+_LOCAL = DEBUG or SANDBOX
+# Why the app refuses to start; collected so one message lists everything to fix.
+_START_PROBLEMS: list[str] = []
+
+_DEV_SECRET_KEY = "dev-only-insecure-key-change-me-in-production"
+SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY)
+# The same bar as Django's deploy check (security.W009).
+if not _LOCAL and (
+    SECRET_KEY == _DEV_SECRET_KEY
+    or len(SECRET_KEY) < 50
+    or len(set(SECRET_KEY)) < 5
+    or SECRET_KEY.startswith("django-insecure-")
+):
+    _START_PROBLEMS.append(
+        "SECRET_KEY is "
+        + ("not set" if SECRET_KEY == _DEV_SECRET_KEY else "too weak")
+        + ": set it to a random value of 50 characters or more, e.g. the output of "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`."
+    )
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -41,7 +65,8 @@ INSTALLED_APPS = [
     "ai",
     "jobs",
     "chat",
-    "sandbox",
+    # The stand-ins (`manage.py sandbox`) exist only in sandbox mode.
+    *(["sandbox"] if SANDBOX else []),
 ]
 
 MIDDLEWARE = [
@@ -78,6 +103,25 @@ TEMPLATES = [
         },
     },
 ]
+
+# --- Security: https only in production; locally (DEBUG or SANDBOX) plain http on loopback ---
+# Each can be switched by the variable of the same name.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not _LOCAL)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not _LOCAL)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not _LOCAL)
+# Health probes from a load balancer or compose come over plain http from inside.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if _LOCAL else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not _LOCAL)
+# Asking browsers to hard-code the domain as https-only is the domain owner's call, not a default.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Behind a proxy that terminates https and sets X-Forwarded-Proto (and strips it from clients).
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https")
+    if env.bool("SECURE_PROXY_SSL_HEADER", default=not _LOCAL)
+    else None
+)
 
 # --- Database ------------------------------------------------------------------------------
 # SQLite (WAL, so the web process, the worker and beat can share it) unless DATABASE_URL is set.
@@ -158,36 +202,75 @@ CELERY_BEAT_SCHEDULE_FILENAME = env.str(
     "CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / "var" / "celerybeat-schedule")
 )
 
-# --- Outside services: Smartsheet and Azure OpenAI (sandbox when no credentials) --------------
+# --- Outside services: Smartsheet and Azure OpenAI (sandbox mode fills in what is missing) ----
 SANDBOX_HOST = env.str("SANDBOX_HOST", default="127.0.0.1")
 SANDBOX_PORT = env.int("SANDBOX_PORT", default=8765)
 SANDBOX_URL = f"http://{SANDBOX_HOST}:{SANDBOX_PORT}"
+# Where `make run` serves the app; the default webhook callback follows it.
+WEB_HOST = env.str("WEB_HOST", default="127.0.0.1")
+WEB_PORT = env.int("WEB_PORT", default=8000)
 
+# Each service uses its credentials when given, so SANDBOX=true with a real Smartsheet token
+# means real Smartsheet and the sandbox's Azure OpenAI.
 SMARTSHEET_ACCESS_TOKEN = env.str("SMARTSHEET_ACCESS_TOKEN", default="")
-SMARTSHEET_SANDBOX = not SMARTSHEET_ACCESS_TOKEN
+SMARTSHEET_SANDBOX = SANDBOX and not SMARTSHEET_ACCESS_TOKEN
 if SMARTSHEET_SANDBOX:
     SMARTSHEET_ACCESS_TOKEN = "sandbox-token"
+elif not SMARTSHEET_ACCESS_TOKEN:
+    _START_PROBLEMS.append(
+        "SMARTSHEET_ACCESS_TOKEN is not set: create one in Smartsheet (Account → Apps & "
+        "Integrations → API Access)."
+    )
 SMARTSHEET_API_BASE = env.str(
     "SMARTSHEET_API_BASE",
     default=f"{SANDBOX_URL}/2.0" if SMARTSHEET_SANDBOX else "https://api.smartsheet.com/2.0",
 )
 
 AZURE_OPENAI_API_KEY = env.str("AZURE_OPENAI_API_KEY", default="")
-AZURE_OPENAI_SANDBOX = not AZURE_OPENAI_API_KEY
+AZURE_OPENAI_ENDPOINT = env.str("AZURE_OPENAI_ENDPOINT", default="")
+AZURE_OPENAI_SANDBOX = SANDBOX and not AZURE_OPENAI_API_KEY and not AZURE_OPENAI_ENDPOINT
 if AZURE_OPENAI_SANDBOX:
     AZURE_OPENAI_API_KEY = "sandbox-key"
-AZURE_OPENAI_ENDPOINT = env.str(
-    "AZURE_OPENAI_ENDPOINT", default=SANDBOX_URL if AZURE_OPENAI_SANDBOX else ""
-)
+    AZURE_OPENAI_ENDPOINT = SANDBOX_URL
+elif not AZURE_OPENAI_API_KEY or not AZURE_OPENAI_ENDPOINT:
+    _missing = [
+        name
+        for name, value in (
+            ("AZURE_OPENAI_API_KEY", AZURE_OPENAI_API_KEY),
+            ("AZURE_OPENAI_ENDPOINT", AZURE_OPENAI_ENDPOINT),
+        )
+        if not value
+    ]
+    _START_PROBLEMS.append(
+        f"{' and '.join(_missing)} {'is' if len(_missing) == 1 else 'are'} not set: copy the "
+        "key and the endpoint (https://<resource>.openai.azure.com) from the Azure portal "
+        "(the resource → Keys and Endpoint)."
+    )
 AZURE_OPENAI_API_VERSION = env.str("AZURE_OPENAI_API_VERSION", default="2024-10-21")
 AZURE_OPENAI_DEPLOYMENT = env.str("AZURE_OPENAI_DEPLOYMENT", default="gpt-4o-mini")
 AZURE_OPENAI_FALLBACK_DEPLOYMENT = env.str("AZURE_OPENAI_FALLBACK_DEPLOYMENT", default="")
 
+# Some service runs on the sandbox (pages show a banner saying which).
 SANDBOX_MODE = SMARTSHEET_SANDBOX or AZURE_OPENAI_SANDBOX
 
 WEBHOOK_CALLBACK_URL = env.str(
-    "WEBHOOK_CALLBACK_URL", default="http://127.0.0.1:8000/webhooks/smartsheet/"
+    "WEBHOOK_CALLBACK_URL", default=f"http://127.0.0.1:{WEB_PORT}/webhooks/smartsheet/"
 )
+
+if _START_PROBLEMS:
+    _mode = (
+        "SANDBOX=true, but"
+        if SANDBOX
+        else "Not in sandbox mode (SANDBOX=true), and DEBUG is off, so"
+        if not DEBUG
+        else "Not in sandbox mode (SANDBOX=true), so"
+    )
+    raise ImproperlyConfigured(
+        f"The workbench cannot start. {_mode} these settings are missing or unsafe:\n"
+        + "\n".join(f"  - {problem}" for problem in _START_PROBLEMS)
+        + "\nSet them in the environment or in .env beside manage.py"
+        + ("." if SANDBOX else ", or set SANDBOX=true to try the app on the sandbox.")
+    )
 
 # --- Smartsheet client and mirror (sheets/) ---------------------------------------------------
 # Marks our own writes in webhook events (`changeAgent`).
@@ -322,11 +405,6 @@ AZURE_OPENAI_RPM_WINDOW = env.float("AZURE_OPENAI_RPM_WINDOW", default=10.0)
 # Per-deployment breaker: opens after this many outages in a row, tries again after the timeout.
 AZURE_OPENAI_BREAKER_FAIL_MAX = env.int("AZURE_OPENAI_BREAKER_FAIL_MAX", default=5)
 AZURE_OPENAI_BREAKER_RESET_TIMEOUT = env.float("AZURE_OPENAI_BREAKER_RESET_TIMEOUT", default=30.0)
-if not AZURE_OPENAI_SANDBOX and not AZURE_OPENAI_ENDPOINT:
-    raise ImproperlyConfigured(
-        "AZURE_OPENAI_API_KEY is set but AZURE_OPENAI_ENDPOINT is not: set it to the resource's "
-        "endpoint, e.g. https://<resource>.openai.azure.com (portal → Keys and Endpoint)."
-    )
 for _name in (
     "AZURE_OPENAI_TIMEOUT",
     "AZURE_OPENAI_MAX_ATTEMPTS",
@@ -375,8 +453,6 @@ AUTH_PASSWORD_VALIDATORS = [
 DEMO_USER = env.str("DEMO_USER", default="demo")
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="demo")
 
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
 # --- I18N, static -----------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -1,28 +1,30 @@
 """`make run`: prepare the database, then run every process of the workbench until Ctrl-C.
 
 Processes (multiplexed by honcho; when one stops, all stop): web (daphne), worker (Celery, both
-queues), beat, the sandbox when no real credentials are configured, and a private redis-server
-when nothing answers at REDIS_URL. Once the web server answers, a setup thread mirrors the demo
-sheets and registers webhooks so outside changes show up without a manual step.
+queues), beat, the sandbox in sandbox mode (SANDBOX=true unless the environment or .env says
+otherwise), and a private redis-server when nothing answers at REDIS_URL. Every port is checked
+before anything else happens, so a start that cannot succeed touches no database (its own or
+another instance's). Once the web server answers, a setup thread mirrors the demo sheets and
+registers webhooks so outside changes show up without a manual step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from core.processes import ProcessFailed, port_in_use, process_wait  # noqa: E402
+
 PYTHON = sys.executable
-WEB_HOST = os.environ.get("WEB_HOST", "127.0.0.1")
-WEB_PORT = os.environ.get("WEB_PORT", "8000")
 
 
 def say(message: str) -> None:
@@ -37,37 +39,51 @@ def redis_answers(url: str) -> bool:
     import redis
 
     try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        with client:
+            return bool(client.ping())
     except redis.RedisError:
         return False
 
 
-def http_answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (our own loopback URL)
-            return response.status < 500
-    except (urllib.error.URLError, OSError):
-        return False
+def _free_port_after(host: str, port: int) -> int | None:
+    return next((p for p in range(port + 1, port + 50) if not port_in_use(host, p)), None)
 
 
-def wait_for(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.3)
-    return False
+def ports_taken(settings, *, redis_port: int | None) -> list[str]:
+    """A sentence per port this start needs that something else already listens on."""
+    wanted = [("WEB_PORT", settings.WEB_HOST, settings.WEB_PORT, "the web server")]
+    if settings.SANDBOX_MODE:
+        wanted.append(("SANDBOX_PORT", settings.SANDBOX_HOST, settings.SANDBOX_PORT, "the sandbox"))
+    if redis_port is not None:
+        wanted.append(("REDIS_URL", "127.0.0.1", redis_port, "a private redis-server"))
+    problems = []
+    for setting, host, port, what in wanted:
+        if not port_in_use(host, port):
+            continue
+        spare = _free_port_after(host, port) or port + 1
+        if setting == "REDIS_URL":
+            fix = (
+                f"nothing there answers as Redis. Point REDIS_URL at a running Redis, or at a "
+                f"free port for a private one: REDIS_URL=redis://127.0.0.1:{spare}/0 make run"
+            )
+        else:
+            fix = (
+                "stop what runs there (another `make run`?) or use another port: "
+                f"{setting}={spare} make run"
+            )
+        problems.append(f"port {port} ({setting}) is already in use, so {what} cannot start: {fix}")
+    return problems
 
 
 def setup_after_start(settings, web_url: str) -> None:
     """Mirror the sheets and register webhooks once the sandbox and the web server answer."""
-    if settings.SMARTSHEET_SANDBOX and not wait_for(
-        lambda: http_answers(f"{settings.SANDBOX_URL}/_sandbox/config"), 60
-    ):
-        say("the sandbox did not answer within 60 s; see its lines above.")
-        return
-    if not wait_for(lambda: http_answers(f"{web_url}/healthz"), 60):
-        say("the web server did not answer within 60 s; see its lines above.")
+    try:
+        if settings.SMARTSHEET_SANDBOX:
+            process_wait(f"{settings.SANDBOX_URL}/_sandbox/config", timeout=60, what="the sandbox")
+        process_wait(f"{web_url}/healthz", timeout=60, what="the web server")
+    except ProcessFailed as exc:
+        say(f"{exc}; see its lines above.")
         return
     from django.core.management import get_commands
 
@@ -82,21 +98,37 @@ def setup_after_start(settings, web_url: str) -> None:
 
 def main() -> int:
     os.chdir(ROOT)
-    sys.path.insert(0, str(ROOT))
+    import environ
+
+    # .env may say SANDBOX=false (real services only); otherwise `make run` is the sandbox demo.
+    environ.Env.read_env(ROOT / ".env", overwrite=False)
+    os.environ.setdefault("SANDBOX", "true")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    (ROOT / "var").mkdir(exist_ok=True)
     import django
+    from django.core.exceptions import ImproperlyConfigured
 
-    django.setup()
+    try:
+        django.setup()
+    except ImproperlyConfigured as exc:
+        say(str(exc))
+        return 1
     from django.conf import settings
     from honcho.manager import Manager
 
-    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # whitenoise warns if missing
+    start_redis = not redis_answers(settings.REDIS_URL)
+    redis_port = (urlparse(settings.REDIS_URL).port or 6379) if start_redis else None
+    taken = ports_taken(settings, redis_port=redis_port)
+    for problem in taken:
+        say(problem)
+    if taken:
+        return 1
 
+    (ROOT / "var").mkdir(exist_ok=True)
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # whitenoise warns if missing
     manager = Manager()
 
-    if not redis_answers(settings.REDIS_URL):
+    if start_redis:
         server = shutil.which("redis-server")
         if server is None:
             say(
@@ -105,11 +137,10 @@ def main() -> int:
                 "macOS: `brew install redis`) or point REDIS_URL at a running Redis."
             )
             return 1
-        port = urlparse(settings.REDIS_URL).port or 6379
-        say(f"nothing answers at {settings.REDIS_URL}: starting a private redis-server on {port}")
+        say(f"nothing answers at {settings.REDIS_URL}: starting a private redis-server")
         manager.add_process(
             "redis",
-            f"{server} --port {port} --bind 127.0.0.1 --save '' --appendonly no",
+            f"{server} --port {redis_port} --bind 127.0.0.1 --save '' --appendonly no",
         )
 
     say("migrating the database …")
@@ -117,27 +148,36 @@ def main() -> int:
     manage("ensure_demo_user")
 
     if settings.SANDBOX_MODE:
-        say(f"no real credentials configured: starting the sandbox at {settings.SANDBOX_URL}")
+        services = " and ".join(
+            name
+            for name, on in (
+                ("Smartsheet", settings.SMARTSHEET_SANDBOX),
+                ("Azure OpenAI", settings.AZURE_OPENAI_SANDBOX),
+            )
+            if on
+        )
+        say(f"sandbox mode: {services} on the sandbox at {settings.SANDBOX_URL}")
         manager.add_process(
             "sandbox",
             f"{PYTHON} manage.py sandbox --host {settings.SANDBOX_HOST} "
             f"--port {settings.SANDBOX_PORT} --seed demo",
         )
     manager.add_process(
-        "web", f"{PYTHON} -m daphne -b {WEB_HOST} -p {WEB_PORT} config.asgi:application"
+        "web",
+        f"{PYTHON} -m daphne -b {settings.WEB_HOST} -p {settings.WEB_PORT} config.asgi:application",
     )
     worker = (
         f"{PYTHON} -m celery -A config worker -Q interactive,bulk -c 2 -l INFO "
         "--without-gossip --without-mingle"
     )
-    if settings.SANDBOX_MODE:
+    if settings.AZURE_OPENAI_SANDBOX:
         # The worker checks the AI deployments as it starts: let the sandbox come up first.
         worker = f"{PYTHON} scripts/run.py --after {settings.SANDBOX_URL}/_sandbox/config {worker}"
     manager.add_process("worker", worker)
     schedule = settings.CELERY_BEAT_SCHEDULE_FILENAME
     manager.add_process("beat", f"{PYTHON} -m celery -A config beat -l INFO -s {schedule}")
 
-    web_url = f"http://{WEB_HOST}:{WEB_PORT}"
+    web_url = f"http://{settings.WEB_HOST}:{settings.WEB_PORT}"
     threading.Thread(target=setup_after_start, args=(settings, web_url), daemon=True).start()
     say(f"starting; the app will be at {web_url}/ (Ctrl-C stops everything)")
     manager.loop()
@@ -146,7 +186,9 @@ def main() -> int:
 
 def after(url: str, command: list[str]) -> int:
     """`run.py --after URL CMD …`: run CMD once URL answers (or after 60 s, whichever first)."""
-    wait_for(lambda: http_answers(url), 60)
+    # CMD reports an outage itself, in its own words.
+    with contextlib.suppress(ProcessFailed):
+        process_wait(url, timeout=60, what=url)
     os.execvp(command[0], command)  # noqa: S606 (our own command line, from main())
 
 

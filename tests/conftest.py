@@ -15,9 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 from django.conf import settings
+
+from core.processes import process_start, process_stop
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -57,16 +58,6 @@ def run_in_thread(fn, *args, **kwargs):
         return pool.submit(fn, *args, **kwargs).result()
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 # --- Users ------------------------------------------------------------------------------------
 
 
@@ -99,8 +90,7 @@ def server_log_path(name: str = "daphne") -> Path:
 def daphne_server(port: int | str, log_path: Path, **env: str) -> Iterator[str]:
     """A real daphne (HTTP + WebSocket) serving config.asgi on the test database."""
     url = f"http://127.0.0.1:{port}"
-    log = open(log_path, "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
+    proc = process_start(
         [
             sys.executable,
             "-m",
@@ -111,26 +101,16 @@ def daphne_server(port: int | str, log_path: Path, **env: str) -> Iterator[str]:
             str(port),
             "config.asgi:application",
         ],
-        cwd=ROOT,
+        ready=f"{url}/healthz",
+        log=log_path,
+        timeout=30,
         env=server_env(**env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        what="daphne",
     )
-
-    def answers() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited early; see {log.name}")
-        try:
-            return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(answers, timeout=30, what="daphne to answer /healthz")
         yield url
     finally:
-        stop_process(proc)
-        log.close()
+        process_stop(proc)
 
 
 @pytest.fixture(scope="session")
@@ -199,8 +179,9 @@ def login(page, live_server_url, client):
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Popen]:
     """A real Celery worker process consuming both queues from the real Redis broker."""
-    log = open(server_log_path("celery"), "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
+    from config.celery import app
+
+    proc = process_start(
         [
             sys.executable,
             "-m",
@@ -220,24 +201,16 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Pop
             "-l",
             "INFO",
         ],
-        cwd=ROOT,
+        ready=lambda: app.control.ping(timeout=0.5),
+        log=server_log_path("celery"),
+        timeout=30,
         env=server_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        what="the Celery worker",
     )
-    from config.celery import app
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the Celery worker exited early; see {log.name}")
-        return bool(app.control.ping(timeout=0.5))
-
     try:
-        wait_until(ready, timeout=30, what="the Celery worker to answer a ping")
         yield proc
     finally:
-        stop_process(proc)
-        log.close()
+        process_stop(proc)
 
 
 def require_tool(name: str) -> str:

@@ -30,6 +30,7 @@ if os.environ.get("WORKBENCH_TEST_OWNER") != _OWNER:
 # Database 15 keeps the suite away from a `make run` on the same Redis.
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 # Tests always talk to the sandbox, never to real services, whatever the shell exports.
+os.environ["SANDBOX"] = "true"
 for name in (
     "SMARTSHEET_ACCESS_TOKEN",
     "AZURE_OPENAI_API_KEY",

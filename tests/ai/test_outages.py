@@ -3,7 +3,6 @@ going away and coming back; and where the start-up check's verdict lives."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
@@ -14,8 +13,9 @@ from ai.errors import UnavailableError
 from ai.models import DeploymentVerdict, UsageRecord
 from ai.quota import deployment_breaker, deployment_limiters
 from ai.services import CallContext, TextDelta, chat_call, chat_stream
+from core.processes import process_start, process_stop
 from tests.ai.conftest import openai_stats
-from tests.conftest import ROOT, server_env, stop_process, wait_until
+from tests.conftest import ROOT, server_env
 
 pytestmark = pytest.mark.django_db
 
@@ -121,28 +121,20 @@ def test_a_worker_checks_the_deployments_when_it_starts(ai):
         openai={"per_deployment": {"gpt-4o": {"fail_rate": 1.0, "fail_kinds": ["rate_limit"]}}}
     )
     DeploymentVerdict.objects.all().delete()  # the suite's own worker may have checked before
-    log = open(ROOT / "var" / "test-celery-check.log", "w")  # noqa: SIM115 (closed below)
-    worker = subprocess.Popen(
+    worker = process_start(
         [
             *(sys.executable, "-m", "celery", "-A", "config", "worker"),
             # A queue of its own: it must not take tasks meant for the suite's worker.
             *("-Q", "ai-check-test", "-P", "solo", "--without-gossip", "--without-mingle"),
             *("--without-heartbeat", "-l", "INFO"),
         ],
-        cwd=ROOT,
+        ready=lambda: DeploymentVerdict.objects.count() == 2,
+        log=ROOT / "var" / "test-celery-check.log",
+        timeout=30,
         env=server_env(),
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        what="the worker's start-up check",
     )
-    try:
-        wait_until(
-            lambda: DeploymentVerdict.objects.count() == 2,
-            timeout=30,
-            what="the worker's start-up check",
-        )
-    finally:
-        stop_process(worker)
-        log.close()
+    process_stop(worker)
     verdicts = {v.deployment: v.status for v in DeploymentVerdict.objects.all()}
     assert verdicts == {"gpt-4o-mini": "ok", "gpt-4o": "throttled"}
     assert set(UsageRecord.objects.values_list("purpose", flat=True)) == {"check"}

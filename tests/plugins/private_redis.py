@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from core.processes import process_start, process_stop
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -28,37 +30,29 @@ class PrivateRedis:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> None:
-        from tests.conftest import wait_until
-
-        self.proc = subprocess.Popen(
+        self.proc = process_start(
             [
                 self.executable,
                 *("--port", str(self.port), "--bind", "127.0.0.1"),
                 *("--save", "", "--appendonly", "no", "--protected-mode", "no"),
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            ready=self.answers,
+            timeout=10,
+            what=f"redis-server on port {self.port}",
         )
+
+    def answers(self) -> bool:
         probe = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-
-        def answers() -> bool:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server on port {self.port} exited early")
-            try:
-                return bool(probe.ping())
-            except redis.RedisError:
-                return False
-
         try:
-            wait_until(answers, timeout=10, what=f"redis-server on port {self.port}")
+            return bool(probe.ping())
+        except redis.RedisError:
+            return False
         finally:
             probe.close()
 
     def stop(self) -> None:
-        from tests.conftest import stop_process
-
         if self.proc is not None:
-            stop_process(self.proc)
+            process_stop(self.proc)
             self.proc = None
 
 

@@ -7,7 +7,6 @@ Tests reach it only over loopback HTTP (the real SDKs, or raw HTTP for the contr
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from core.processes import process_start, process_stop
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -48,12 +49,9 @@ class Sandbox:
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:
-    from tests.conftest import stop_process, wait_until
-
     port = os.environ["SANDBOX_PORT"]
     sandbox = Sandbox(url=f"http://127.0.0.1:{port}")
-    log = open(ROOT / "var" / "test-sandbox.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
+    proc = process_start(
         [
             sys.executable,
             "manage.py",
@@ -65,26 +63,16 @@ def sandbox_server() -> Iterator[Sandbox]:
             "--seed",
             "demo",
         ],
-        cwd=ROOT,
-        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
-        stdout=log,
-        stderr=subprocess.STDOUT,
+        ready=f"{sandbox.url}/_sandbox/config",
+        log=ROOT / "var" / "test-sandbox.log",
+        # The sandbox app is installed only in sandbox mode.
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "SANDBOX": "true"},
+        what="the sandbox",
     )
-
-    def answers() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the sandbox exited early; see {log.name}")
-        try:
-            return httpx.get(f"{sandbox.url}/_sandbox/config", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
     try:
-        wait_until(answers, timeout=60, what="the sandbox to answer")
         yield sandbox
     finally:
-        stop_process(proc)
-        log.close()
+        process_stop(proc)
 
 
 @pytest.fixture

@@ -13,12 +13,13 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 
+from core.processes import process_stop
 from core.ratelimit import redis_client
 from sheets import locks, poll, sync, tasks
 from sheets.client import SmartsheetUnavailable
 from sheets.locks import sheet_sync_lock, sheet_sync_locked
 from sheets.models import Row, Sheet
-from tests.conftest import ROOT, run_in_thread, server_env, stop_process, wait_until
+from tests.conftest import ROOT, run_in_thread, server_env, wait_until
 from tests.sheets.conftest import run_sent_syncs, sheet_id_named
 
 
@@ -118,7 +119,7 @@ def doomed_worker(django_db_setup, django_db_blocker):
         proc.queue = queue
         yield proc
     finally:
-        stop_process(proc)
+        process_stop(proc)
         log.close()
 
 
