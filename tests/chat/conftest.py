@@ -16,6 +16,32 @@ def _clean_ai_state():
     _forget_ai_state()
 
 
+@pytest.fixture(autouse=True)
+def _events_beside_playwright(monkeypatch):
+    """Once a browser test ran in this process, Playwright's event loop runs in this thread and
+    async_to_sync refuses to run here: chat events are then sent from a thread of their own."""
+    import asyncio
+
+    from asgiref.sync import async_to_sync
+
+    from chat import events
+    from tests.conftest import run_in_thread
+
+    def beside(fn):
+        sync = async_to_sync(fn)
+
+        def call(*args, **kwargs):
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return sync(*args, **kwargs)
+            return run_in_thread(sync, *args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(events, "async_to_sync", beside)
+
+
 @pytest.fixture
 def queued(monkeypatch) -> list[int]:
     """Replies queued for the worker (message ids), recorded instead of sent to the broker."""
