@@ -60,15 +60,36 @@
     if (follow) toBottom();
   };
 
-  const post = async (url, form) => {
-    const response = await fetch(url, {
-      method: "POST",
-      body: form || new URLSearchParams(), // an empty multipart body is a 400 in Django
-      headers: { "X-CSRFToken": csrf, "HX-Request": "true" },
-      credentials: "same-origin",
-    });
+  // A request that failed without a fragment to show (network down, server error) says so
+  // next to what was clicked, instead of failing silently.
+  const problem = (near, text) => {
+    document.getElementById("chat-problem")?.remove();
+    const note = document.createElement("p");
+    note.id = "chat-problem";
+    note.className = "form-error";
+    note.setAttribute("role", "alert");
+    note.textContent = text;
+    near.insertAdjacentElement("afterend", note);
+  };
+
+  const post = async (url, form, near) => {
+    let response;
+    try {
+      response = await fetch(url, {
+        method: "POST",
+        body: form || new URLSearchParams(), // an empty multipart body is a 400 in Django
+        headers: { "X-CSRFToken": csrf, "HX-Request": "true" },
+        credentials: "same-origin",
+      });
+    } catch (error) {
+      problem(near, "The server cannot be reached. Check the connection and try again.");
+      return { ok: false };
+    }
     const text = await response.text();
-    if (text.trim()) merge(text);
+    const fragment = text.trim().startsWith("<") && (response.ok || response.status === 400);
+    if (fragment) merge(text);
+    else if (!response.ok) problem(near, `That did not go through (error ${response.status}). Try again.`);
+    if (response.ok) document.getElementById("chat-problem")?.remove();
     return response;
   };
 
@@ -83,7 +104,7 @@
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
-      const response = await post(form.action, new FormData(form));
+      const response = await post(form.action, new FormData(form), form);
       if (response.ok) {
         composer().elements.text.value = "";
         toBottom();
@@ -108,7 +129,7 @@
     event.preventDefault();
     button.disabled = true;
     try {
-      await post(button.dataset.post);
+      await post(button.dataset.post, null, button.parentElement);
     } finally {
       button.disabled = false;
     }

@@ -110,3 +110,13 @@ def test_someone_elses_chat_page_is_not_found(page, login, alice, bob):
     login(alice)
     response = page.goto(f"/chat/{theirs.pk}/")
     assert response.status == 404
+
+
+def test_a_send_that_fails_says_so_and_keeps_the_text(page, login, alice):
+    login(alice)
+    _open_new_chat(page)
+    page.route("**/messages/", lambda route: route.fulfill(status=502, body=""))
+    _ask(page, "Is anyone there?")
+    expect(page.get_by_role("alert")).to_contain_text("did not go through (error 502)")
+    expect(page.get_by_test_id("composer-input")).to_have_value("Is anyone there?")
+    expect(page.locator("[data-role='user']")).to_have_count(0)
