@@ -1,9 +1,14 @@
-"""Answers written from sheet-shaped tool results, as a model would: tables for rows and groups,
-a sentence for a single figure, a list for sheets. `describe` returns None for other shapes."""
+"""Answers written from tool results, as a model would: tables for rows and groups, a sentence
+for a single figure, a list for sheets (`describe`), and a plainer summary of other shapes."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
+
+from sandbox.azure_openai import text as T
+from sandbox.azure_openai.tokens import content_text
 
 MAX_TABLE_ROWS = 20
 HIDDEN_COLUMNS = {"row_id"}
@@ -92,3 +97,81 @@ def describe(data: Any) -> str | None:
         lines = [f"- {s.get('name')} ({s.get('row_count', '?')} rows)" for s in sheets[:50]]
         return f"You have {len(sheets)} sheet(s):\n\n" + "\n".join(lines)
     return None
+
+
+def summarise_tool_results(messages: list[dict[str, Any]]) -> str:
+    results = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        results.append(content_text(message.get("content")))
+    parts = [p for p in (_describe(raw) for raw in reversed(results)) if p]
+    return ("\n\n" if any("\n" in p for p in parts) else " ").join(parts)
+
+
+def _label(item: Any) -> str:
+    if isinstance(item, dict):
+        for key in ("name", "title"):
+            if isinstance(item.get(key), str):
+                return item[key]
+        cells = item.get("cells") or item.get("values")
+        source = cells if isinstance(cells, dict) else item
+        pairs = [f"{k}: {v}" for k, v in source.items() if not isinstance(v, (dict, list))][:3]
+        return ", ".join(pairs)
+    return str(item)
+
+
+def _describe(raw: str) -> str:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return f"Here is what I found: {T.first_sentence(raw, 40)}" if raw.strip() else ""
+    if isinstance(data, dict) and data.get("error"):
+        error = data["error"]
+        message = error.get("message") if isinstance(error, dict) else error
+        return f"The tool reported a problem: {message}"
+    written = describe(data)
+    if written is not None:
+        return written
+    items = None
+    if isinstance(data, list):
+        items = data
+    elif isinstance(data, dict):
+        for key in ("rows", "sheets", "results", "items", "data", "matches", "columns"):
+            if isinstance(data.get(key), list):
+                items = data[key]
+                break
+    if items is not None:
+        total = data.get("total", data.get("count")) if isinstance(data, dict) else None
+        total = total if isinstance(total, int) else len(items)
+        noun = "result" if total == 1 else "results"
+        if not items:
+            return "I found no matching results."
+        shown = "; ".join(_label(i) for i in items[:3])
+        more = f" (and {total - 3} more)" if total > 3 else ""
+        return f"I found {total} {noun}: {shown}{more}."
+    if isinstance(data, dict):
+        numeric = {k: v for k, v in data.items() if isinstance(v, (int, float)) and k != "id"}
+        bits = []
+        for key in ("count", "sum", "total", "average", "mean", "avg", "min", "max", "value"):
+            if key in numeric:
+                value = numeric[key]
+                shown = (
+                    f"{value:,.2f}".rstrip("0").rstrip(".")
+                    if isinstance(value, float)
+                    else (f"{value:,}")
+                )
+                bits.append(f"the {key} is {shown}")
+        column = data.get("column") or data.get("column_title")
+        if bits:
+            prefix = f"For {column}, " if isinstance(column, str) else ""
+            text = prefix + ", ".join(bits)
+            return text[0].upper() + text[1:] + "."
+        if any(k in data for k in ("proposal", "proposed", "diff", "change", "pending")):
+            return "I've prepared that change; review it and press Apply to make it."
+        if "job" in data or "job_id" in data:
+            job = data.get("job_id") or (data.get("job") or {}).get("id")
+            return f"I started the job{f' #{job}' if job else ''}; you can follow its progress."
+        pairs = [f"{k}: {v}" for k, v in data.items() if not isinstance(v, (dict, list))][:5]
+        return f"Here is what I found: {', '.join(pairs)}." if pairs else "Done."
+    return f"The result is {data}."

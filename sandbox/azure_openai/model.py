@@ -243,84 +243,6 @@ def _json_keys(instruction: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _summarise_tool_results(messages: list[dict[str, Any]]) -> str:
-    results = []
-    for message in reversed(messages):
-        if message.get("role") != "tool":
-            break
-        results.append(content_text(message.get("content")))
-    parts = [p for p in (_describe(raw) for raw in reversed(results)) if p]
-    return ("\n\n" if any("\n" in p for p in parts) else " ").join(parts)
-
-
-def _label(item: Any) -> str:
-    if isinstance(item, dict):
-        for key in ("name", "title"):
-            if isinstance(item.get(key), str):
-                return item[key]
-        cells = item.get("cells") or item.get("values")
-        source = cells if isinstance(cells, dict) else item
-        pairs = [f"{k}: {v}" for k, v in source.items() if not isinstance(v, (dict, list))][:3]
-        return ", ".join(pairs)
-    return str(item)
-
-
-def _describe(raw: str) -> str:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return f"Here is what I found: {T.first_sentence(raw, 40)}" if raw.strip() else ""
-    if isinstance(data, dict) and data.get("error"):
-        error = data["error"]
-        message = error.get("message") if isinstance(error, dict) else error
-        return f"The tool reported a problem: {message}"
-    written = answers.describe(data)
-    if written is not None:
-        return written
-    items = None
-    if isinstance(data, list):
-        items = data
-    elif isinstance(data, dict):
-        for key in ("rows", "sheets", "results", "items", "data", "matches", "columns"):
-            if isinstance(data.get(key), list):
-                items = data[key]
-                break
-    if items is not None:
-        total = data.get("total", data.get("count")) if isinstance(data, dict) else None
-        total = total if isinstance(total, int) else len(items)
-        noun = "result" if total == 1 else "results"
-        if not items:
-            return "I found no matching results."
-        shown = "; ".join(_label(i) for i in items[:3])
-        more = f" (and {total - 3} more)" if total > 3 else ""
-        return f"I found {total} {noun}: {shown}{more}."
-    if isinstance(data, dict):
-        numeric = {k: v for k, v in data.items() if isinstance(v, (int, float)) and k != "id"}
-        bits = []
-        for key in ("count", "sum", "total", "average", "mean", "avg", "min", "max", "value"):
-            if key in numeric:
-                value = numeric[key]
-                shown = (
-                    f"{value:,.2f}".rstrip("0").rstrip(".")
-                    if isinstance(value, float)
-                    else (f"{value:,}")
-                )
-                bits.append(f"the {key} is {shown}")
-        column = data.get("column") or data.get("column_title")
-        if bits:
-            prefix = f"For {column}, " if isinstance(column, str) else ""
-            text = prefix + ", ".join(bits)
-            return text[0].upper() + text[1:] + "."
-        if any(k in data for k in ("proposal", "proposed", "diff", "change", "pending")):
-            return "I've prepared that change; review it and press Apply to make it."
-        if "job" in data or "job_id" in data:
-            job = data.get("job_id") or (data.get("job") or {}).get("id")
-            return f"I started the job{f' #{job}' if job else ''}; you can follow its progress."
-        pairs = [f"{k}: {v}" for k, v in data.items() if not isinstance(v, (dict, list))][:5]
-        return f"Here is what I found: {', '.join(pairs)}." if pairs else "Done."
-    return f"The result is {data}."
-
-
 def _forced_tool(tool_choice: Any, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
     if isinstance(tool_choice, dict):
         wanted = (tool_choice.get("function") or {}).get("name")
@@ -438,7 +360,7 @@ def respond(
 
     task = RowTask.read(messages, salt)
     if after_tools and not response_format_is_json(response_format):
-        return Reply(content=_summarise_tool_results(messages) or "Done.")
+        return Reply(content=answers.summarise_tool_results(messages) or "Done.")
     kind = (response_format or {}).get("type")
     if kind == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}

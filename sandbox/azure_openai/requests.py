@@ -7,14 +7,24 @@
 - a strict schema (response_format json_schema, or a function with "strict": true) must be one
   strict mode accepts: every object closed (additionalProperties false) and every property
   required (optional ones are nullable instead).
-Each check returns the 400's (message, param, code), or None when the request passes.
+Each check returns the 400's (message, param, code), or None when the request passes;
+`body_problem` comes first: the request mistakes any version refuses (shape, roles, limits).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sandbox.azure_openai.tokens import content_text
+
+MAX_OUTPUT_TOKENS = 16_384  # the most a completion may ask for
+
 Problem = tuple[str, str | None, str | None]
+
+
+def _problem(message: str, param: str | None = None, code: str | None = None) -> Problem:
+    return (message, param, code)
+
 
 # The first api-version (dated, previews included) that accepts each request argument.
 FEATURES: dict[str, str] = {
@@ -162,4 +172,91 @@ def strict_problem(body: dict[str, Any]) -> Problem | None:
             )
             if problem:
                 return (problem, f"tools[{i}].function.parameters", "invalid_function_parameters")
+    return None
+
+
+def body_problem(body: Any) -> Problem | None:
+    """The request mistakes Azure rejects with a 400 before running the model."""
+    if not isinstance(body, dict):
+        return _problem("The request body must be a JSON object.")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return _problem("'messages' is a required property", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in (
+            "system",
+            "developer",
+            "user",
+            "assistant",
+            "tool",
+            "function",
+        ):
+            return _problem(
+                f"Invalid value for 'messages[{i}].role': expected one of system, developer, "
+                "user, assistant, tool.",
+                param=f"messages[{i}].role",
+            )
+    for key in ("max_tokens", "max_completion_tokens"):
+        value = body.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            return _problem(f"Invalid '{key}': expected an integer of at least 1.", param=key)
+        if value > MAX_OUTPUT_TOKENS:
+            return _problem(
+                f"{key} is too large: {value}. This model supports at most {MAX_OUTPUT_TOKENS} "
+                f"completion tokens, whereas you provided {value}.",
+                param=key,
+                code="invalid_value",
+            )
+    if "max_tokens" in body and "max_completion_tokens" in body:
+        return _problem(
+            "max_tokens and max_completion_tokens cannot both be set; use max_completion_tokens.",
+            param="max_tokens",
+        )
+    tools = body.get("tools") or []
+    names = {(t.get("function") or {}).get("name") for t in tools if isinstance(t, dict)}
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if isinstance(choice, str) and choice not in ("none", "auto", "required"):
+            return _problem(f"Invalid value for 'tool_choice': {choice!r}.", param="tool_choice")
+        if choice in ("auto", "required") and not tools:
+            return _problem(
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
+                "are specified.",
+                param="tool_choice",
+            )
+        if isinstance(choice, dict):
+            wanted = (choice.get("function") or {}).get("name")
+            if wanted not in names:
+                return _problem(
+                    f"Invalid value for 'tool_choice': no function named '{wanted}' was "
+                    "specified in the 'tools' parameter.",
+                    param="tool_choice",
+                )
+    response_format = body.get("response_format")
+    if response_format is not None:
+        kind = response_format.get("type") if isinstance(response_format, dict) else None
+        if kind not in ("text", "json_object", "json_schema"):
+            return _problem(
+                "Invalid value for 'response_format.type': expected text, json_object or "
+                "json_schema.",
+                param="response_format",
+            )
+        if kind == "json_schema":
+            spec = response_format.get("json_schema")
+            if not isinstance(spec, dict) or not spec.get("name"):
+                return _problem(
+                    "Missing required parameter: 'response_format.json_schema.name'.",
+                    param="response_format.json_schema.name",
+                    code="missing_required_parameter",
+                )
+        if kind == "json_object":
+            text = " ".join(content_text(m.get("content")) for m in messages).lower()
+            if "json" not in text:
+                return _problem(
+                    "'messages' must contain the word 'json' in some form, to use "
+                    "'response_format' of type 'json_object'.",
+                    param="messages",
+                )
     return None
