@@ -71,12 +71,28 @@ def run(url: str) -> None:
         # The rate limit (300/min per token) is not what this measures.
         http.post(f"{url}/_sandbox/config", json={"smartsheet": {"rpm": 1_000_000}})
         count = 500
-        started = time.perf_counter()
-        for _ in range(count):
-            http.get(f"{url}/2.0/sheets/{small}/version", headers=TOKEN).raise_for_status()
-        rate = count / (time.perf_counter() - started)
+
+        def small_requests_per_s() -> float:
+            started = time.perf_counter()
+            for _ in range(count):
+                http.get(f"{url}/2.0/sheets/{small}/version", headers=TOKEN).raise_for_status()
+            return count / (time.perf_counter() - started)
+
+        rate = small_requests_per_s()
         print(
             f"small requests, one keep-alive client: {rate:.0f}/s (goal 200/s: {rate / 200:.1f}x)"
+        )
+        # Scripted faults armed for other requests: every request now walks the rules.
+        for n in range(20):
+            http.post(
+                f"{url}/_sandbox/faults",
+                json={"service": "smartsheet", "sheet": n, "times": 1000, "fault": {"kind": "500"}},
+            ).raise_for_status()
+        armed = small_requests_per_s()
+        http.delete(f"{url}/_sandbox/faults").raise_for_status()
+        print(
+            f"small requests with 20 non-matching fault rules armed: {armed:.0f}/s "
+            f"({armed / rate:.2f}x the rate with none)"
         )
 
         reset = _timed(lambda: http.post(f"{url}/_sandbox/reset").raise_for_status(), repeat=5)

@@ -6,8 +6,10 @@ from django.urls import path
 
 from chat.consumers import ChatConsumer
 from core.consumers import NotificationsConsumer
+from sheets.consumers import SheetConsumer
 
 websocket_urlpatterns = [
     path("ws/notifications/", NotificationsConsumer.as_asgi()),
+    path("ws/sheets/<int:sheet_id>/", SheetConsumer.as_asgi()),
     path("ws/chat/<int:session_id>/", ChatConsumer.as_asgi()),
 ]

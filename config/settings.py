@@ -189,7 +189,12 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 # Two queues: `interactive` (chat turns: short, a person is waiting) and `bulk` (AI jobs, syncs).
 CELERY_TASK_DEFAULT_QUEUE = "bulk"
-CELERY_TASK_ROUTES = {"chat.*": {"queue": "interactive"}, "core.*": {"queue": "interactive"}}
+CELERY_TASK_ROUTES = {
+    "chat.*": {"queue": "interactive"},
+    "core.*": {"queue": "interactive"},
+    # Edits a person made while Smartsheet was away: not behind a long job or sync.
+    "sheets.tasks.pending_edits_apply": {"queue": "interactive"},
+}
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -312,9 +317,22 @@ WEBHOOK_NONCE_TTL = env.int("WEBHOOK_NONCE_TTL", default=7 * 24 * 3600)
 # Redis), records dropped after so many days.
 WEBHOOK_REJECTION_SAMPLE_SECONDS = env.int("WEBHOOK_REJECTION_SAMPLE_SECONDS", default=60)
 WEBHOOK_REJECTION_DAYS = env.int("WEBHOOK_REJECTION_DAYS", default=30)
+# Syncs whose worker died are looked for this often (a cheap check, no Smartsheet call), so one
+# is taken up within SHEETS_SYNC_LOCK_TTL + SHEETS_RESUME_INTERVAL seconds.
+SHEETS_RESUME_INTERVAL = env.int("SHEETS_RESUME_INTERVAL", default=20)
 CELERY_BEAT_SCHEDULE["sheets-poll"] = {
     "task": "sheets.tasks.sheets_poll",
     "schedule": float(SHEETS_POLL_INTERVAL),
+}
+CELERY_BEAT_SCHEDULE["sheets-resume"] = {
+    "task": "sheets.tasks.syncs_resume",
+    "schedule": float(SHEETS_RESUME_INTERVAL),
+}
+# Cell edits kept while Smartsheet was unavailable are retried this often (seconds).
+SHEETS_PENDING_EDITS_INTERVAL = env.int("SHEETS_PENDING_EDITS_INTERVAL", default=60)
+CELERY_BEAT_SCHEDULE["sheets-pending-edits"] = {
+    "task": "sheets.tasks.pending_edits_apply",
+    "schedule": float(SHEETS_PENDING_EDITS_INTERVAL),
 }
 
 # --- Azure OpenAI client (ai/) ----------------------------------------------------------------

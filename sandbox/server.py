@@ -11,8 +11,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from sandbox import faults
 from sandbox.azure_openai import AzureOpenAIService
+from sandbox.azure_openai import faults as azure_faults
+from sandbox.azure_openai.service import DEPLOYMENTS
 from sandbox.smartsheet import SmartsheetService
+from sandbox.smartsheet import faults as smartsheet_faults
 from sandbox.state import ConfigError, SandboxState
 
 
@@ -34,7 +38,7 @@ def control_routes(state: SandboxState, smartsheet: SmartsheetService) -> list[B
             return _json({"error": str(exc)}, 400)
 
     async def stats(request: Request) -> Response:
-        return _json(state.stats.snapshot())
+        return _json({**state.stats.snapshot(), "faults": state.faults.summary()})
 
     async def reset(request: Request) -> Response:
         state.reset()
@@ -52,6 +56,7 @@ def control_routes(state: SandboxState, smartsheet: SmartsheetService) -> list[B
         Route("/stats", stats, methods=["GET"]),
         Route("/reset", reset, methods=["POST"]),
         Route("/flush", flush, methods=["POST"]),
+        *faults.fault_routes(state.faults),
     ]
 
 
@@ -65,6 +70,8 @@ def build_app(seed: str) -> Starlette:
     ]
     azure = AzureOpenAIService(state)
     routes += azure.routes()
+    state.faults.register("smartsheet", smartsheet_faults.fault_target(smartsheet.route_labels))
+    state.faults.register("openai", azure_faults.fault_target(DEPLOYMENTS))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

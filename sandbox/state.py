@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from sandbox.faults import FaultQueue
+
 SMARTSHEET_FAIL_CODES = (4001, 4002, 4003, 4004)
 
 DEFAULT_CONFIG: dict[str, dict[str, Any]] = {
@@ -249,6 +251,7 @@ class SandboxState:
         self.seed = seed
         self.config: dict[str, Any] = copy.deepcopy(DEFAULT_CONFIG)
         self.stats = Stats()
+        self.faults = FaultQueue()  # scripted faults (sandbox/faults.py)
         self._reset_callbacks: list[Callable[[], None]] = []
         # Each section may add checks beyond the type checks every key gets.
         self._validators: dict[str, list[Callable[[dict[str, Any]], None]]] = {
@@ -279,5 +282,6 @@ class SandboxState:
         """Back to the seed: default config, zeroed stats, then every registered callback."""
         self.config = copy.deepcopy(DEFAULT_CONFIG)
         self.stats.clear()
+        self.faults.reset()
         for callback in self._reset_callbacks:
             callback()

@@ -2,7 +2,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from sheets.models import Column, Sheet, WebhookNonce, WebhookRejection
+from sheets.models import (
+    CellEdit,
+    Column,
+    RowEdit,
+    Sheet,
+    SheetGrant,
+    WebhookNonce,
+    WebhookRejection,
+)
 from sheets.receiver import webhook_callback_counts
 
 
@@ -16,6 +24,13 @@ class ColumnInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+
+class SheetGrantInline(admin.TabularInline):
+    model = SheetGrant
+    fields = ["user", "group", "role"]
+    autocomplete_fields = ["user", "group"]
+    extra = 0
 
 
 @admin.register(Sheet)
@@ -48,8 +63,7 @@ class SheetAdmin(admin.ModelAdmin):
         "webhook_status",
         "created_at",
     ]
-    filter_horizontal = ["granted_users", "granted_groups"]
-    inlines = [ColumnInline]
+    inlines = [SheetGrantInline, ColumnInline]
 
     def has_add_permission(self, request) -> bool:
         return False  # sheets arrive through `manage.py sync_sheets`
@@ -93,3 +107,43 @@ class WebhookNonceAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class _JournalAdmin(admin.ModelAdmin):
+    """The journal is written by the services only; the admin reads it."""
+
+    list_select_related = ["user", "sheet"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(CellEdit)
+class CellEditAdmin(_JournalAdmin):
+    list_display = [
+        "created_at",
+        "user",
+        "sheet",
+        "row_id",
+        "column_id",
+        "old_display",
+        "new_display",
+        "source",
+        "status",
+    ]
+    list_filter = ["status", "source", "sheet"]
+    search_fields = ["user__username", "old_display", "new_display", "error", "=row_id"]
+
+
+@admin.register(RowEdit)
+class RowEditAdmin(_JournalAdmin):
+    list_display = ["created_at", "user", "sheet", "kind", "source", "status"]
+    list_filter = ["kind", "status", "source", "sheet"]
+    search_fields = ["user__username", "error"]

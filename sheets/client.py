@@ -34,7 +34,7 @@ import requests
 import smartsheet
 from django.conf import settings
 from requests.adapters import HTTPAdapter
-from smartsheet.exceptions import UnexpectedRequestError
+from smartsheet.exceptions import ApiError, UnexpectedRequestError
 from smartsheet.session import _SSLAdapter
 from smartsheet.smartsheet import AbstractUserCalcBackoff, OperationErrorResult
 
@@ -185,6 +185,12 @@ class _WorkbenchSmartsheet(smartsheet.Smartsheet):
         pristine = prepped_request.copy()
         # Cell history counts 10 against the per-minute budget.
         cost = 10 if prepped_request.path_url.split("?")[0].endswith("/history") else 1
+        failures: list[BaseException] = []
+
+        def record(details: dict) -> None:
+            failures.append(details["exception"])
+            _log_retry(details)
+
         attempt = backoff.on_exception(
             backoff.expo,
             (_Transient, UnexpectedRequestError),
@@ -193,12 +199,21 @@ class _WorkbenchSmartsheet(smartsheet.Smartsheet):
             factor=settings.SMARTSHEET_RETRY_FACTOR,
             max_value=settings.SMARTSHEET_RETRY_MAX_DELAY,
             jitter=backoff.full_jitter,
-            on_backoff=_log_retry,
+            on_backoff=record,
             # Giving up is expected (the caller gets SmartsheetUnavailable), not an ERROR.
             giveup_log_level=logging.INFO,
         )(self._attempt)
         try:
             return attempt(pristine, operation, cost)
+        except SmartsheetUnavailable as exc:
+            # The breaker opened during this call's own retries: say what kept failing rather
+            # than only "too many recent failures".
+            last = failures[-1] if failures else None
+            if last is None or exc.reason != "too many recent failures":
+                raise
+            raise SmartsheetUnavailable(
+                f"{_failure_reason(last)}; calls are paused", retry_after=exc.retry_after
+            ) from exc
         except _Transient as exc:
             raise SmartsheetUnavailable(
                 f"{exc} after {settings.SMARTSHEET_RETRY_MAX_TRIES} attempts"
@@ -241,12 +256,37 @@ class _WorkbenchSmartsheet(smartsheet.Smartsheet):
             raise _breaker_open() from exc
 
 
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, UnexpectedRequestError):
+        return _unreachable(exc.__cause__ or exc)
+    return str(exc)
+
+
 def _log_retry(details: dict) -> None:
     logger.info(
         "Smartsheet request failed (%s); retry %d in %.1f s",
-        details.get("exception"),
+        _failure_reason(details["exception"]),
         details["tries"],
         details["wait"],
+    )
+
+
+# What a person can do about the API's refusals that are not about one sheet or row.
+_ACCOUNT_HINTS = {
+    1002: "check SMARTSHEET_ACCESS_TOKEN (Smartsheet → Account → Apps & Integrations → API Access)",
+    1003: "the token has expired: create a new one and set SMARTSHEET_ACCESS_TOKEN",
+    1004: "the token's user may not do this: share the sheet with that user",
+}
+
+
+def api_error_sentence(exc: ApiError) -> str:
+    """A Smartsheet refusal as one sentence for a person (raw JSON stays in the log)."""
+    result = getattr(getattr(exc, "error", None), "result", None)
+    code = getattr(result, "error_code", None)
+    message = (getattr(result, "message", None) or "no message").rstrip(".")
+    hint = _ACCOUNT_HINTS.get(code)
+    return f"Smartsheet refused the request: {message} (error {code})" + (
+        f"; {hint}." if hint else "."
     )
 
 
@@ -314,6 +354,15 @@ def sheet_get(*, sheet_id: int, **query: Any) -> dict[str, Any]:
 
 def sheet_version_get(*, sheet_id: int) -> int:
     return int(smartsheet_client().Sheets.get_sheet_version(sheet_id).version)
+
+
+def row_get(*, sheet_id: int, row_id: int, **query: Any) -> dict[str, Any]:
+    """GET /sheets/{id}/rows/{rowId} as the API's JSON (`include="writerInfo"` adds modifiedBy)."""
+    return (
+        smartsheet_client()
+        .Passthrough.get(f"/sheets/{sheet_id}/rows/{row_id}", query_params=query or None)
+        .data
+    )
 
 
 def cell_history_get(*, sheet_id: int, row_id: int, column_id: int) -> list:
@@ -428,7 +477,8 @@ def rows_delete(*, sheet_id: int, row_ids: list[int]) -> list[int]:
         # Ids travel in the query string; 300 keeps the URL well under common limits.
         for _, chunk in _chunks(list(row_ids), 300):
             result = client.Sheets.delete_rows(sheet_id, chunk, ignore_rows_not_found=True)
-            deleted.extend(int(i) for i in result.result or [])
+            # The SDK wraps each id in a NumberObjectValue.
+            deleted.extend(int(getattr(i, "value", i)) for i in result.result or [])
     return deleted
 
 

@@ -41,11 +41,6 @@ class Sheet(models.Model):
     # Never shown in pages or admin (the admin excludes it).
     webhook_shared_secret = models.CharField(max_length=200, blank=True, editable=False)
 
-    granted_users = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="granted_sheets"
-    )
-    granted_groups = models.ManyToManyField(Group, blank=True, related_name="granted_sheets")
-
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -108,6 +103,58 @@ class Row(models.Model):
         return "" if value is None else str(value)
 
 
+class SheetGrant(models.Model):
+    """A user's or a group's access to one sheet: view (read-only grid) or edit.
+
+    Staff need no grant: they edit every sheet. A user with several grants (their own and their
+    groups') gets the strongest.
+    """
+
+    class Role(models.TextChoices):
+        VIEW = "view", "can view"
+        EDIT = "edit", "can edit"
+
+    sheet = models.ForeignKey(Sheet, on_delete=models.CASCADE, related_name="grants")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="sheet_grants",
+    )
+    group = models.ForeignKey(
+        Group, null=True, blank=True, on_delete=models.CASCADE, related_name="sheet_grants"
+    )
+    role = models.CharField(max_length=8, choices=Role, default=Role.EDIT)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sheet", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(user__isnull=False, group__isnull=True)
+                | models.Q(user__isnull=True, group__isnull=False),
+                name="sheetgrant_user_or_group",
+                violation_error_message="A grant is for a user or for a group; choose one.",
+            ),
+            models.UniqueConstraint(
+                fields=["sheet", "user"],
+                condition=models.Q(user__isnull=False),
+                name="sheetgrant_one_per_user",
+                violation_error_message="This user already has a grant on this sheet.",
+            ),
+            models.UniqueConstraint(
+                fields=["sheet", "group"],
+                condition=models.Q(group__isnull=False),
+                name="sheetgrant_one_per_group",
+                violation_error_message="This group already has a grant on this sheet.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user or self.group} {self.get_role_display()} {self.sheet}"
+
+
 class WebhookRejection(models.Model):
     """A sample of the callbacks the receiver refused (worth a look).
 
@@ -157,3 +204,99 @@ class WebhookNonce(models.Model):
 
     def __str__(self) -> str:
         return f"{self.nonce} ({self.webhook_id})"
+
+
+class CellEdit(models.Model):
+    """One cell write asked for by a person (grid, paste, chat, MCP) or a job: the journal.
+
+    `expected` is the value the writer started from (the conflict check compares Smartsheet's
+    value with it); `old_value` is what Smartsheet held when the write went through, so an undo
+    restores what was really there. Values are the API's JSON values; formula cells keep their
+    formula text beside them.
+    """
+
+    class Source(models.TextChoices):
+        GRID = "grid", "grid"
+        PASTE = "paste", "paste"
+        JOB = "job", "AI job"
+        CHAT = "chat", "chat"
+        MCP = "mcp", "MCP"
+        UNDO = "undo", "undo"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "waiting for Smartsheet"
+        APPLIED = "applied", "applied"
+        CONFLICT = "conflict", "refused: changed in Smartsheet"
+        FAILED = "failed", "failed"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="cell_edits"
+    )
+    sheet = models.ForeignKey(Sheet, on_delete=models.CASCADE, related_name="cell_edits")
+    row_id = models.BigIntegerField()
+    column_id = models.BigIntegerField()
+    expected = models.JSONField(null=True, blank=True)
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    old_formula = models.TextField(blank=True)
+    new_formula = models.TextField(blank=True)
+    old_display = models.TextField(blank=True)
+    new_display = models.TextField(blank=True)
+    source = models.CharField(max_length=8, choices=Source, default=Source.GRID)
+    status = models.CharField(max_length=8, choices=Status, default=Status.PENDING)
+    # "Use mine" after a conflict: written over a value the writer did not start from.
+    forced = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    version = models.BigIntegerField(null=True, blank=True, help_text="sheet version after it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    undoes = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undone_by"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["sheet", "-created_at"]),
+            models.Index(fields=["status", "id"], name="sheets_celledit_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} edit of row {self.row_id} ({self.status})"
+
+
+class RowEdit(models.Model):
+    """Rows added or deleted, journaled like cells; a delete keeps the rows to put them back."""
+
+    class Kind(models.TextChoices):
+        ADD = "add", "added"
+        DELETE = "delete", "deleted"
+
+    class Status(models.TextChoices):
+        APPLIED = "applied", "applied"
+        CONFLICT = "conflict", "refused: changed in Smartsheet"
+        FAILED = "failed", "failed"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="row_edits"
+    )
+    sheet = models.ForeignKey(Sheet, on_delete=models.CASCADE, related_name="row_edits")
+    kind = models.CharField(max_length=8, choices=Kind)
+    row_ids = models.JSONField(default=list, blank=True)
+    # For a delete: each row as it was ({"id", "parent_id", "next_id", "cells"}) in sheet order.
+    rows = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=8, choices=CellEdit.Source, default=CellEdit.Source.GRID)
+    status = models.CharField(max_length=8, choices=Status, default=Status.APPLIED)
+    error = models.TextField(blank=True)
+    version = models.BigIntegerField(null=True, blank=True, help_text="sheet version after it")
+    created_at = models.DateTimeField(auto_now_add=True)
+    undoes = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="undone_by"
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["sheet", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{len(self.row_ids)} row(s) {self.get_kind_display()} ({self.status})"

@@ -7,7 +7,8 @@ Each round it
    outlives its holder by SHEETS_SYNC_LOCK_TTL at most) gets a full sync. Celery's acks_late
    does not cover this in time: with the Redis broker a killed worker's message waits in the
    "unacked" set until the visibility timeout (an hour by default) before another worker takes
-   it back; shortening that timeout would redeliver long syncs that are still running;
+   it back; shortening that timeout would redeliver long syncs that are still running. Beat
+   also runs this step alone every SHEETS_RESUME_INTERVAL (`syncs_resume`);
 3. requests a sync, one task per sheet, of every sheet without a live webhook, of those a
    callback asked to sync when the request could not be queued (Redis was down:
    `sheets_needing_sync`), and of the others once per SHEETS_SAFETY_POLL_INTERVAL (real webhooks
@@ -54,20 +55,33 @@ def sheets_poll() -> PollRound:
         _webhooks_check(done)
     safety_due = timezone.now() - timedelta(seconds=settings.SHEETS_SAFETY_POLL_INTERVAL)
     asked = set(sheets_needing_sync().values_list("pk", flat=True))
+    done.resumed = syncs_resume()
     for sheet_id, state, status, synced_at in polled.values_list(
         "pk", "sync_state", "webhook_status", "synced_at"
     ):
         if state == Sheet.SyncState.SYNCING:
-            # Re-read after the lock check: a sync that just ended has released its lock too.
-            if not sheet_sync_locked(sheet_id=sheet_id) and _still_syncing(sheet_id):
-                logger.warning("sheet %s was left mid-sync; syncing it in full again", sheet_id)
-                if sheet_sync_request(sheet_id=sheet_id, countdown=0, full=True):
-                    done.resumed.append(sheet_id)
             continue
         due = status != ENABLED or synced_at is None or synced_at < safety_due or sheet_id in asked
         if due and sheet_sync_request(sheet_id=sheet_id, countdown=0):
             done.requested.append(sheet_id)
     return done
+
+
+def syncs_resume() -> list[int]:
+    """Request a full sync of every sheet left "syncing" by a holder that died (its lock has
+    expired); returns their ids. Beat runs this every SHEETS_RESUME_INTERVAL on its own, so an
+    interrupted sync is taken up within SHEETS_SYNC_LOCK_TTL + SHEETS_RESUME_INTERVAL seconds;
+    it costs one query and a Redis look-up per syncing sheet, no Smartsheet call."""
+    resumed = []
+    for sheet_id in Sheet.objects.filter(sync_state=Sheet.SyncState.SYNCING).values_list(
+        "pk", flat=True
+    ):
+        # Re-read after the lock check: a sync that just ended has released its lock too.
+        if not sheet_sync_locked(sheet_id=sheet_id) and _still_syncing(sheet_id):
+            logger.warning("sheet %s was left mid-sync; syncing it in full again", sheet_id)
+            if sheet_sync_request(sheet_id=sheet_id, countdown=0, full=True):
+                resumed.append(sheet_id)
+    return resumed
 
 
 def _still_syncing(sheet_id: int) -> bool:

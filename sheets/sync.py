@@ -20,7 +20,7 @@ from smartsheet.exceptions import ApiError
 from core.ratelimit import redis_client
 from sheets import client, refresh
 from sheets.locks import SyncLockLost, redis_unavailable, sheet_sync_lock
-from sheets.models import Sheet
+from sheets.models import Sheet, SheetGrant
 from sheets.refresh import SyncResult
 
 logger = logging.getLogger(__name__)
@@ -64,9 +64,9 @@ def sheets_discover(*, sheet_ids: list[int] | None = None) -> list[Sheet]:
     if settings.SMARTSHEET_SANDBOX and settings.DEMO_USER:
         demo = get_user_model().objects.filter(username=settings.DEMO_USER).first()
         if demo is not None:
-            through = Sheet.granted_users.through
-            through.objects.bulk_create(
-                [through(sheet_id=s.pk, user_id=demo.pk) for s in sheets], ignore_conflicts=True
+            SheetGrant.objects.bulk_create(
+                [SheetGrant(sheet=s, user=demo, role=SheetGrant.Role.EDIT) for s in sheets],
+                ignore_conflicts=True,
             )
     return sheets
 

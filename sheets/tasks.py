@@ -1,7 +1,8 @@
-"""Celery tasks: thin wrappers around sheets.sync and sheets.poll (ids in, everything re-read).
+"""Celery tasks: thin wrappers around sheets.sync, sheets.poll and sheets.services (ids in,
+everything re-read inside).
 
-Both run on the `bulk` queue, the default one (CELERY_TASK_DEFAULT_QUEUE; CELERY_TASK_ROUTES
-sends only chat and core tasks elsewhere).
+All run on the `bulk` queue, the default one, except the pending edits (a person waits for
+them) on `interactive`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from sheets import poll, sync
+from sheets import poll, services, sync
 from sheets.client import SmartsheetUnavailable
 
 
@@ -43,3 +44,18 @@ def sheets_poll() -> str:
         f"{len(done.requested)} syncs requested, {len(done.resumed)} interrupted syncs resumed, "
         f"{len(done.webhooks_repaired)} webhooks repaired"
     )
+
+
+@shared_task(soft_time_limit=60, time_limit=90)
+def syncs_resume() -> str:
+    try:
+        resumed = poll.syncs_resume()
+    except SmartsheetUnavailable:  # Redis down: logged where it happened; beat tries again
+        return "skipped: try again next round"
+    return f"{len(resumed)} interrupted syncs resumed"
+
+
+@shared_task(acks_late=True, soft_time_limit=5 * 60, time_limit=6 * 60)
+def pending_edits_apply(sheet_id: int | None = None) -> int:
+    """Write the cell edits kept while Smartsheet was away (beat runs it every minute)."""
+    return services.pending_edits_apply(sheet_id=sheet_id)

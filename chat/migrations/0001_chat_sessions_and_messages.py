@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("sheets", "0003_receiver_nonces_and_sync_requests"),
+        ("sheets", "0004_grid_grants_and_journal"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -23,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from sandbox.azure_openai import requests, tokens
+from sandbox.azure_openai.faults import completion_filtered, cuts_streams, scripted_answer
 from sandbox.azure_openai.limits import RateLimiter, Verdict
 from sandbox.azure_openai.model import Reply, respond
 from sandbox.state import DEFAULT_CONFIG, ConfigError, SandboxState
@@ -221,6 +222,7 @@ class AzureOpenAIService:
 
     # -- the endpoint --------------------------------------------------------------------------
 
+    @cuts_streams
     async def chat_completions(self, request: Request) -> Response:
         if request.headers.get("api-key") != API_KEY:
             self._record(None)
@@ -303,6 +305,9 @@ class AzureOpenAIService:
                 code="context_length_exceeded",
             )
 
+        scripted = await scripted_answer(self, request, deployment, cfg)
+        if scripted is not None:
+            return scripted
         if cfg["fail_rate"] > 0 and self.rng.random() < cfg["fail_rate"]:
             kind = cfg["fail_kinds"][self.rng.randrange(len(cfg["fail_kinds"]))]
             return await self._injected(request, kind, deployment, cfg)
@@ -347,7 +352,9 @@ class AzureOpenAIService:
             parallel_tool_calls=body.get("parallel_tool_calls") is not False,
         )
         completion_trigger = cfg["completion_filter_trigger"]
-        filtered = bool(completion_trigger) and completion_trigger.lower() in prompt_text.lower()
+        filtered = completion_filtered(request) or (
+            bool(completion_trigger) and completion_trigger.lower() in prompt_text.lower()
+        )
         forced = isinstance(body.get("tool_choice"), dict)
         outcome = _finish(reply, model, max_tokens, filtered, forced)
         if filtered:

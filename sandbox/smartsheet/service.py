@@ -21,8 +21,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox.faults import CutMidway, HeldThenDropped
 from sandbox.smartsheet import seed
 from sandbox.smartsheet.columns import column_new, column_titles_check, column_update
+from sandbox.smartsheet.faults import CODES, sheet_of
 from sandbox.smartsheet.formulas import formulas_recompute
 from sandbox.smartsheet.model import (
     ApiError,
@@ -166,6 +168,7 @@ class SmartsheetService:
         self._seed_ids = frozenset(ids.taken)
         self.sheets: dict[int, Sheet] = {}
         self.webhooks = WebhookDispatcher(state)
+        self.route_labels: set[str] = set()  # "PUT /sheets/{id}/rows", for scripted faults
         self.reset()
         state.on_reset(self.reset)
         # Render the big sheets once now: live copies share this cache until they change, so even
@@ -207,6 +210,7 @@ class SmartsheetService:
         self, template: str, handlers: dict[str, Handler], weight: int = 1, public: bool = False
     ) -> Route:
         label = template.replace(":int", "")  # stats say "GET /sheets/{id}"
+        self.route_labels.update(f"{method} {label}" for method in handlers)
 
         async def endpoint(request: Request) -> Response:
             method = request.method
@@ -261,10 +265,20 @@ class SmartsheetService:
         cost: int,
         config: dict[str, Any],
     ) -> Response:
-        """The request after auth and rate limit: latency, injected faults, then the handler."""
-        method = request.method
+        """After auth and rate limit: latency, scripted or random faults, then the handler."""
+        # Scripted faults are drawn before the first await, so in the order requests arrived.
+        scripted = self.state.faults
+        fault = None
+        if scripted.pending:
+            fault = scripted.take(SERVICE, route, sheet=sheet_of(route, request))
         if config["latency_ms"]:
             await asyncio.sleep(config["latency_ms"] / 1000)
+        if fault is not None and fault.kind != "stream_cut":
+            self.state.stats.record(SERVICE, route, token=token, injected_failure=True, weight=cost)
+            if fault.kind == "timeout":
+                return HeldThenDropped(fault.seconds)
+            status, message = FAULTS[CODES[fault.kind]]
+            return error_response(ApiError(status, CODES[fault.kind], message))
         # Draw only when faults are on, so turning them on always starts the same sequence.
         if config["fail_rate"] and self.faults.random() < config["fail_rate"]:
             code = self.faults.choice(config["fail_codes"])
@@ -272,7 +286,14 @@ class SmartsheetService:
             status, message = FAULTS[code]
             return error_response(ApiError(status, code, message))
         self.state.stats.record(SERVICE, route, token=token, weight=cost)
+        response = await self._handle(request, handler, user, token)
+        return response if fault is None else CutMidway(response, fault.after_chunks)
+
+    async def _handle(
+        self, request: Request, handler: Handler | None, user: User, token: str
+    ) -> Response:
         if handler is None:
+            method = request.method
             return error_response(
                 ApiError(405, 1122, f"Requested URL does not support this method: {method}.")
             )

@@ -46,6 +46,41 @@ class Sandbox:
     def reset(self) -> None:
         self.control("POST", "reset")
 
+    def fault(
+        self,
+        service: str,
+        kind: str | int,
+        *,
+        times: int = 1,
+        route: str | None = None,
+        sheet: int | None = None,
+        deployment: str | None = None,
+        **params: object,
+    ) -> dict:
+        """Arm a scripted fault: the next `times` requests that match fail with `kind`.
+
+        e.g. fault("openai", 429, deployment="gpt-4o-mini", times=3, retry_after=0.1) or
+        fault("smartsheet", "4004", route="PUT /sheets/{id}/rows", sheet=sid). Kinds and their
+        parameters are in sandbox/README.md; returns the armed rule (its id, remaining, ...).
+        """
+        spec: dict = {"service": service, "times": times, "fault": {"kind": str(kind), **params}}
+        for key, value in (("route", route), ("sheet", sheet), ("deployment", deployment)):
+            if value is not None:
+                spec[key] = value
+        response = httpx.post(f"{self.url}/_sandbox/faults", json=spec, timeout=30)
+        if response.status_code == 400:
+            raise ValueError(response.json()["error"])
+        response.raise_for_status()
+        return response.json()
+
+    def faults(self) -> list[dict]:
+        """The armed rules, oldest first, each with how often it fired and how many remain."""
+        return self.control("GET", "faults").json()["faults"]
+
+    def clear_faults(self) -> int:
+        """Disarm every rule; returns how many entries had not fired."""
+        return self.control("DELETE", "faults").json()["cleared"]
+
 
 @pytest.fixture(scope="session")
 def sandbox_server() -> Iterator[Sandbox]:

@@ -12,6 +12,7 @@ from tests.sandbox.smartsheet_support import (
     api_error,
     client,
     column_ids,
+    create_sheet,
     row,
     sheet_id,
 )
@@ -153,12 +154,6 @@ def test_it_returns_rows_modified_since(sandbox):
     assert [r.id for r in recent.rows] == [target.id]
     assert recent.total_row_count == 2000
     assert recent.rows[0].modified_at >= datetime.now(UTC) - timedelta(seconds=5)
-
-
-def create_sheet(ss: smartsheet.Smartsheet, sheet: dict) -> smartsheet.models.Sheet:
-    """POST /sheets through Passthrough: the SDK's Home.create_sheet is deprecated (and its
-    deprecation decorator rewrites the process's warning filters)."""
-    return smartsheet.models.Sheet(ss.Passthrough.post("/sheets", sheet).data["result"])
 
 
 def test_it_creates_renames_and_deletes_a_sheet(sandbox):

@@ -18,7 +18,7 @@ from django.conf import settings as django_settings
 
 from core.ratelimit import redis_client
 from sheets import sync
-from sheets.models import Sheet
+from sheets.models import Sheet, SheetGrant
 
 PROJECT_TRACKER = "Project Tracker"
 
@@ -223,3 +223,17 @@ def run_sent_syncs(sent: list[dict]) -> list[str]:
 
 def _run_here(fn, *args, **kwargs):
     return fn(*args, **kwargs)
+
+
+@pytest.fixture
+def editor(alice, tracker):
+    """alice, with an edit grant on Project Tracker."""
+    SheetGrant.objects.create(sheet=tracker, user=alice, role="edit")
+    return alice
+
+
+@pytest.fixture
+def viewer(bob, tracker):
+    """bob, with a view grant on Project Tracker."""
+    SheetGrant.objects.create(sheet=tracker, user=bob, role="view")
+    return bob

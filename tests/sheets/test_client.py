@@ -131,6 +131,33 @@ def test_a_run_against_a_wrong_base_or_token_leaves_the_apps_breaker_closed(stor
     assert client.sheet_version_get(sheet_id=sheet_id) >= 1
 
 
+def test_when_the_breaker_opens_during_a_calls_own_retries_the_error_names_what_failed(
+    storm, settings
+):
+    sheet_id = sheet_id_named(storm, "Project Tracker")
+    settings.SMARTSHEET_API_BASE = "http://127.0.0.1:9/2.0"  # nobody listens on port 9
+    settings.SMARTSHEET_RETRY_MAX_TRIES = 5  # more tries than the breaker allows failures
+    with pytest.raises(
+        client.SmartsheetUnavailable,
+        match=r"could not connect to http://127\.0\.0\.1:9/2\.0 \(connection refused\); "
+        r"calls are paused.*try again in \d+ s",
+    ):
+        client.sheet_version_get(sheet_id=sheet_id)
+    assert client.smartsheet_breaker().current_state == "open"
+
+
+def test_a_refused_token_is_a_sentence_that_names_the_setting(sandbox, settings):
+    from django.core.management import CommandError, call_command
+
+    settings.SMARTSHEET_ACCESS_TOKEN = "not-a-token"
+    with pytest.raises(CommandError) as refused:
+        call_command("sync_sheets", "--all")
+    message = str(refused.value)
+    assert "Your Access Token is invalid (error 1002)" in message
+    assert "SMARTSHEET_ACCESS_TOKEN" in message
+    assert "{" not in message  # no raw API JSON
+
+
 def test_transient_failures_are_retried_out_of_sight(sandbox, settings):
     sheet_id = sheet_id_named(sandbox, "Project Tracker")
     settings.SMARTSHEET_RETRY_MAX_TRIES = 8

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from sheets import poll, sync, tasks
 from sheets.locks import sheet_sync_lock
-from sheets.models import Column, Row, Sheet
+from sheets.models import Column, Row, Sheet, SheetGrant
 from sheets.selectors import sheets_visible_to
 from tests.conftest import wait_until
 from tests.sheets.conftest import other_user_client, run_sent_syncs, sheet_id_named
@@ -64,7 +64,7 @@ def test_sync_sheets_refuses_an_id_smartsheet_does_not_know_and_stores_nothing(s
 def test_a_sheet_deleted_in_smartsheet_is_marked_gone_and_can_be_pruned(
     sandbox, tracker, alice, staff, client, sent_syncs, capsys
 ):
-    tracker.granted_users.add(alice)
+    SheetGrant.objects.create(sheet=tracker, user=alice, role=SheetGrant.Role.VIEW)
     _owner(sandbox).Sheets.delete_sheet(tracker.pk)
 
     result = sync.sheet_sync(sheet_id=tracker.pk)

@@ -208,7 +208,8 @@ def test_discovery_finds_every_sheet_and_grants_them_to_the_demo_user(
         "Project Tracker",
         "Support Tickets",
     ]
-    assert set(demo.granted_sheets.all()) == set(sheets)
+    assert {g.sheet for g in demo.sheet_grants.all()} == set(sheets)
+    assert {g.role for g in demo.sheet_grants.all()} == {"edit"}
 
 
 def test_sync_sheets_reports_a_summary_and_costs_one_call_per_unchanged_sheet(

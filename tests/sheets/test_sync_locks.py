@@ -151,7 +151,8 @@ def test_a_worker_killed_mid_sync_frees_the_sheet_and_the_poller_finishes_the_sy
 
     sent: list = []
     monkeypatch.setattr(tasks.sheet_sync_task, "apply_async", lambda args, **kw: sent.append(args))
-    assert poll.sheets_poll().resumed == [sheet_id]
+    # What beat runs every SHEETS_RESUME_INTERVAL.
+    assert tasks.syncs_resume() == "1 interrupted syncs resumed"
     assert sent == [(sheet_id, True)]
     assert run_in_thread(tasks.sheet_sync_task, *sent[0]).startswith("full:")
     done = Sheet.objects.get(pk=sheet_id)
@@ -186,3 +187,12 @@ def test_a_sync_that_lost_its_lock_stops_writing_and_leaves_the_sheet_to_the_pol
     assert poll.sheets_poll().resumed == [sheet_id]
     assert run_sent_syncs(sent_syncs)[0].startswith("full:")
     assert Row.objects.filter(sheet_id=sheet_id).count() == 2000
+
+
+def test_an_interrupted_sync_is_looked_for_often_enough_to_be_taken_up_within_a_minute():
+    # The production schedule (the suite's settings turn beat's schedule off).
+    from config import settings
+
+    entry = settings.CELERY_BEAT_SCHEDULE["sheets-resume"]
+    assert entry["task"] == "sheets.tasks.syncs_resume"
+    assert settings.SHEETS_SYNC_LOCK_TTL + entry["schedule"] < 60

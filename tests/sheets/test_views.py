@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.urls import reverse
 
-from sheets.models import Sheet
+from sheets.models import Sheet, SheetGrant
 
 
 @pytest.fixture
@@ -20,8 +20,8 @@ def sheets(db) -> list[Sheet]:
 def test_it_lists_only_the_sheets_granted_to_the_user_or_their_groups(client, alice, sheets):
     team = Group.objects.create(name="team")
     alice.groups.add(team)
-    sheets[0].granted_users.add(alice)
-    sheets[1].granted_groups.add(team)
+    SheetGrant.objects.create(sheet=sheets[0], user=alice, role="view")
+    SheetGrant.objects.create(sheet=sheets[1], group=team, role="edit")
     client.force_login(alice)
     response = client.get(reverse("sheets:index"))
     assert response.status_code == 200

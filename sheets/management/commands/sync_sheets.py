@@ -7,7 +7,7 @@ from django.db.models import Sum
 from smartsheet.exceptions import ApiError
 from tqdm import tqdm
 
-from sheets.client import SmartsheetUnavailable, api_calls_made
+from sheets.client import SmartsheetUnavailable, api_calls_made, api_error_sentence
 from sheets.models import Sheet
 from sheets.sync import SheetNotFound, sheet_sync, sheets_discover, sheets_prune
 
@@ -46,8 +46,12 @@ class Command(BaseCommand):
                 sheets_discover(sheet_ids=sheet_ids)
         except SheetNotFound as exc:
             raise CommandError(f"{exc} Nothing was stored.") from exc
-        except (SmartsheetUnavailable, ApiError) as exc:
+        except SmartsheetUnavailable as exc:
             raise CommandError(f"Could not list the sheets to mirror: {exc}") from exc
+        except ApiError as exc:
+            raise CommandError(
+                f"Could not list the sheets to mirror. {api_error_sentence(exc)}"
+            ) from exc
         ids = sheet_ids or list(
             Sheet.objects.exclude(sync_state=Sheet.SyncState.GONE)
             .order_by("name")
@@ -62,8 +66,10 @@ class Command(BaseCommand):
             try:
                 # A person is waiting here, not a worker slot: wait for a sync already running.
                 result = sheet_sync(sheet_id=sheet_id, full=full, wait=300)
-            except (SmartsheetUnavailable, ApiError) as exc:
+            except SmartsheetUnavailable as exc:
                 failures.append(f"sheet {sheet_id}: {exc}")
+            except ApiError as exc:
+                failures.append(f"sheet {sheet_id}: {api_error_sentence(exc)}")
                 continue
             if result.kind in ("gone", "skipped"):
                 outcome = Sheet.objects.filter(pk=sheet_id).values_list("sync_outcome", flat=True)
