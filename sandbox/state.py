@@ -52,8 +52,6 @@ DEFAULT_CONFIG: dict[str, dict[str, Any]] = {
         "completion_filter_trigger": "FILTER-COMPLETION",
         "timeout_ms": 5000,
         "default_max_tokens": 1024,
-        # A streamed text reply breaks off (connection dropped) after this many tokens; 0: never.
-        "stream_break_after_tokens": 0,
         "per_deployment": {},
     },
 }

@@ -131,7 +131,6 @@ def validate_config(section: dict[str, Any]) -> None:
             "ms_per_token",
             "retry_after_ms",
             "timeout_ms",
-            "stream_break_after_tokens",
         ):
             if values.get(key, 0) < 0:
                 raise ConfigError(f"openai {key} must not be negative.")
@@ -512,12 +511,7 @@ class AzureOpenAIService:
                     )
         else:
             yield chunk({"content": "", "refusal": None, "role": "assistant"})
-            break_after = cfg["stream_break_after_tokens"]
-            for sent, piece in enumerate(tokens.split_tokens(outcome.content or "", model)):
-                if break_after and sent >= break_after:
-                    self.state.stats.add(SERVICE, "streams_broken")
-                    # The connection drops mid-reply: no finish chunk, no [DONE].
-                    raise ConnectionAbortedError("sandbox: stream broken on purpose")
+            for piece in tokens.split_tokens(outcome.content or "", model):
                 if delay:
                     await asyncio.sleep(delay)
                 yield chunk({"content": piece}, filters=_completion_filter())

@@ -95,7 +95,7 @@ def test_the_reply_streams_to_the_sessions_group_then_is_announced_complete(
 def test_a_stream_that_breaks_off_keeps_what_arrived_and_can_be_retried(
     client, alice, session, ai, queued
 ):
-    ai.configure(openai={"stream_break_after_tokens": 4})
+    ai.fault("openai", "stream_cut", after_chunks=6)  # the first reply only
     reply = reply_to(session, PLAIN)
     assert reply.status == Message.Status.ERROR
     assert reply.content and len(reply.content) < 80
@@ -104,7 +104,6 @@ def test_a_stream_that_breaks_off_keeps_what_arrived_and_can_be_retried(
     page = client.get(reverse("chat:session", args=[session.pk])).content.decode()
     assert 'data-testid="retry"' in page and reply.content.split()[0] in page
 
-    ai.configure(openai={"stream_break_after_tokens": 0})
     services.message_retry(message=reply)
     assistant_reply(message_id=reply.pk)
     reply.refresh_from_db()
