@@ -164,3 +164,13 @@ def test_staff_read_conversations_in_the_admin(client, staff, alice, queued):
     assert "Alice&#x27;s plans" in listing
     detail = client.get(reverse("admin:chat_chatsession_change", args=[session.pk]))
     assert "What is blocked?" in detail.content.decode()
+
+
+def test_the_grid_offers_a_new_chat_on_its_sheet(client, staff):
+    sheet = Sheet.objects.create(id=79, name="Roadmap")
+    client.force_login(staff)
+    grid = client.get(reverse("sheets:grid", args=[79])).content.decode()
+    link = f"{reverse('chat:index')}?sheet=79"
+    assert f'href="{link}"' in grid
+    chooser = client.get(link).content.decode()
+    assert f'<option value="{sheet.pk}" selected>Roadmap</option>' in chooser
