@@ -28,14 +28,14 @@ def _events_beside_playwright(monkeypatch):
     from tests.conftest import run_in_thread
 
     def beside(fn):
-        sync = async_to_sync(fn)
-
         def call(*args, **kwargs):
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                return sync(*args, **kwargs)
-            return run_in_thread(sync, *args, **kwargs)
+                return async_to_sync(fn)(*args, **kwargs)
+            # Made in the other thread: made here, it would hand the call to this thread's
+            # loop, which is blocked waiting for it.
+            return run_in_thread(lambda: async_to_sync(fn)(*args, **kwargs))
 
         return call
 
