@@ -44,7 +44,13 @@ from ai.errors import (
     ThrottledError,
     UnavailableError,
 )
-from ai.quota import deployment_breaker, deployment_limiters, quota_acquire, quota_settle
+from ai.quota import (
+    deployment_breaker,
+    deployment_limiters,
+    quota_acquire,
+    quota_answered,
+    quota_settle,
+)
 from ai.tokens import count_messages
 from core.breakers import seconds_until_trial
 from core.ratelimit import Reservation
@@ -232,7 +238,9 @@ def _send_retrying(
             except pybreaker.CircuitBreakerError as exc:
                 raise _breaker_open(deployment) from exc
             except (openai.APIStatusError, openai.APIConnectionError) as exc:
+                reservations = quota_answered(reservations)
                 raise _failed(deployment, exc, reservations) from exc
+            reservations = quota_answered(reservations)
         except redis.RedisError as exc:
             logger.warning("Redis unreachable, Azure OpenAI request not sent: %s", exc)
             raise UnavailableError(

@@ -96,6 +96,21 @@ def quota_acquire(
         time.sleep(wait)
 
 
+def quota_answered(
+    reservations: tuple[Reservation, Reservation],
+) -> tuple[Reservation, Reservation]:
+    """Count a request in our windows from the moment its answer (or failure) came back.
+
+    See Reservation.count_from_now: the service counted it on arrival, which lies before. The
+    answer is in the caller's hands, so Redis going away here costs the correction only.
+    """
+    try:
+        return reservations[0].count_from_now(), reservations[1].count_from_now()
+    except redis.RedisError as exc:
+        logger.warning("Redis unreachable: a request's window time not corrected (%s)", exc)
+        return reservations
+
+
 def corrected_charge(
     *,
     charged: int,

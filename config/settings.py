@@ -181,6 +181,8 @@ CHANNEL_LAYERS = {
 # --- Celery -----------------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default=REDIS_URL)
+# Job priorities (0 high, 3 normal, 6 low) use the Redis transport's default priority steps
+# (0, 3, 6, 9): one list per step, served lowest number first.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_PREFIX}:celery:"}
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": f"{REDIS_PREFIX}:celery:"}
 CELERY_TASK_SERIALIZER = "json"
@@ -434,6 +436,36 @@ for _name in (
 ):
     if globals()[_name] <= 0:
         raise ImproperlyConfigured(f"{_name} must be greater than 0, not {globals()[_name]}.")
+
+# --- AI jobs (jobs/) ----------------------------------------------------------------------------
+# Model calls one job keeps in flight (threads); the shared limiter paces them to the quota.
+JOBS_MAX_IN_FLIGHT = env.int("JOBS_MAX_IN_FLIGHT", default=32)
+# While a job of higher priority runs on the same deployment, others keep 1/N of their calls.
+JOBS_YIELD_DIVISOR = env.int("JOBS_YIELD_DIVISOR", default=8)
+# Answers are written once this many wait, or when the oldest has waited this long (a flush is
+# 1 read + 1 write per 500 rows: at 1,000 rows, 3 Smartsheet calls per 1,000 rows; at the
+# quota's pace of 100 rows/s the sheet shows progress every 10 s).
+JOBS_FLUSH_ROWS = env.int("JOBS_FLUSH_ROWS", default=1000)
+JOBS_FLUSH_SECONDS = env.float("JOBS_FLUSH_SECONDS", default=30.0)
+JOBS_HEARTBEAT_SECONDS = env.float("JOBS_HEARTBEAT_SECONDS", default=1.0)
+# A running job whose heartbeat is older than this is re-queued by the beat sweep.
+JOBS_STALE_SECONDS = env.int("JOBS_STALE_SECONDS", default=60)
+JOBS_SWEEP_INTERVAL = env.int("JOBS_SWEEP_INTERVAL", default=30)
+# A job queued this long without a worker taking it has its task sent again (lost messages).
+JOBS_QUEUED_RESEND_SECONDS = env.int("JOBS_QUEUED_RESEND_SECONDS", default=900)
+# A run re-queues itself after this long (priorities, task time limits).
+JOBS_SLICE_SECONDS = env.float("JOBS_SLICE_SECONDS", default=300.0)
+JOBS_REQUEUE_DELAY = env.float("JOBS_REQUEUE_DELAY", default=30.0)
+JOBS_ROW_MAX_ATTEMPTS = env.int("JOBS_ROW_MAX_ATTEMPTS", default=3)
+# Stop when more than this share of the first N rows fail (a prompt or column mistake).
+JOBS_EARLY_ROWS = env.int("JOBS_EARLY_ROWS", default=20)
+JOBS_EARLY_FAILURE_RATIO = env.float("JOBS_EARLY_FAILURE_RATIO", default=0.5)
+# max_tokens for free-text answers (short kinds use 60).
+JOBS_MAX_TOKENS = env.int("JOBS_MAX_TOKENS", default=400)
+CELERY_BEAT_SCHEDULE["jobs-sweep"] = {
+    "task": "jobs.sweep",
+    "schedule": float(JOBS_SWEEP_INTERVAL),
+}
 
 # --- Chat (chat/) ------------------------------------------------------------------------------
 # Tokens of earlier conversation sent with each reply; older turns are condensed into a note.

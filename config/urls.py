@@ -12,6 +12,7 @@ urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("favicon.ico", core_views.favicon),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(authentication_form=LoginForm),

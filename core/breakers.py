@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -182,5 +181,6 @@ def seconds_until_trial(breaker: pybreaker.CircuitBreaker) -> float:
     opened_at = breaker._state_storage.opened_at  # pybreaker has no public accessor
     if opened_at is None:
         return 0.0
-    elapsed = time.time() - opened_at.timestamp()
+    # pybreaker's own clock, so both agree on when the breaker half-opens.
+    elapsed = (datetime.now(UTC) - opened_at).total_seconds()
     return max(0.0, float(breaker.reset_timeout) - elapsed)

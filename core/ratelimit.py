@@ -25,7 +25,7 @@ from core.redis import fail_fast_redis, redis_client  # noqa: F401
 
 # KEYS: [1] the window's sorted set, [2] the pause-until key.
 # ARGV: [1] window ms, [2] limit, [3] cost, [4] member id.
-# Returns {0, 0} when admitted, else {1, ms to wait}.
+# Returns {0, admission time in ms on Redis's clock} when admitted, else {1, ms to wait}.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -45,7 +45,7 @@ end
 if used + cost <= limit then
   redis.call('ZADD', KEYS[1], now, cost .. '|' .. ARGV[4])
   redis.call('PEXPIRE', KEYS[1], window + 1000)
-  return {0, 0}
+  return {0, now}
 end
 -- Wait until enough of the oldest entries have left the window.
 local freed = 0
@@ -65,6 +65,16 @@ if not score then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[1], score, ARGV[2])
 return 1
+"""
+
+# KEYS: [1] the window. ARGV: [1] member, [2] window ms. Moves the member to Redis's now, back
+# into the window if it had left it (an answer slower than the window). Returns the new time (ms).
+_RESTAMP = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) + 1000)
+return now
 """
 
 # KEYS: [1] pause-until. ARGV: [1] ms. Only ever extends a pause.
@@ -105,10 +115,21 @@ class Reservation:
     limiter: SlidingWindowLimiter
     member: str
     cost: int
+    admitted_at: float = 0.0  # seconds, on Redis's clock (the one the window runs on)
 
     def adjust(self, cost: int) -> Reservation:
         """Correct the charged cost (e.g. from the usage a response reported)."""
         return self.limiter.adjust(self, cost)
+
+    def count_from_now(self) -> Reservation:
+        """Count this request in the window from now on: call it when the answer came back.
+
+        The service counts a request when it arrives, some time after we admitted it; with
+        latency that varies (a loaded host, a slow network) a request admitted at the edge of
+        our window can land inside the service's. Every arrival lies before its answer, so
+        counting from the answer keeps our window at least as long as the service's.
+        """
+        return self.limiter.restamp(self)
 
 
 class SlidingWindowLimiter:
@@ -141,7 +162,7 @@ class SlidingWindowLimiter:
         )
         if waiting:
             return None, int(wait_ms) / 1000
-        return Reservation(self, f"{int(cost)}|{member}", int(cost)), 0.0
+        return Reservation(self, f"{int(cost)}|{member}", int(cost), int(wait_ms) / 1000), 0.0
 
     def acquire(self, cost: int = 1, *, max_wait: float | None = None) -> Reservation:
         """Block until `cost` units fit; raise RateLimitTimeout past `max_wait` seconds."""
@@ -171,12 +192,20 @@ class SlidingWindowLimiter:
         cost = max(0, int(cost))
         new_member = f"{cost}|{reservation.member.split('|', 1)[1]}"
         self._redis.eval(_ADJUST, 1, self.keys[0], reservation.member, new_member)
-        return Reservation(self, new_member, cost)
+        return Reservation(self, new_member, cost, reservation.admitted_at)
 
-    def pause(self, seconds: float) -> None:
-        """Admit nothing for `seconds` (a 429's retry-after), in every process."""
-        if seconds > 0:
-            self._redis.eval(_PAUSE, 1, self.keys[1], int(seconds * 1000))
+    def restamp(self, reservation: Reservation) -> Reservation:
+        now_ms = self._redis.eval(_RESTAMP, 1, self.keys[0], reservation.member, self.window_ms)
+        return Reservation(self, reservation.member, reservation.cost, int(now_ms) / 1000)
+
+    def pause(self, seconds: float) -> float | None:
+        """Admit nothing for `seconds` (a 429's retry-after), in every process.
+
+        Returns when the pause ends, in seconds on Redis's clock (None for no pause).
+        """
+        if seconds <= 0:
+            return None
+        return int(self._redis.eval(_PAUSE, 1, self.keys[1], int(seconds * 1000))) / 1000
 
     def paused_for(self) -> float:
         """Seconds left in a pause, 0 when not paused."""

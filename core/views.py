@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -29,3 +30,10 @@ def readyz(request: HttpRequest) -> HttpResponse:
     checks, down = readiness()
     body = {"status": "ok" if not down else "unavailable", "down": down, "checks": checks}
     return JsonResponse(body, status=503 if down else 200)
+
+
+@login_not_required
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin's, say)."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))

@@ -190,8 +190,11 @@ def _callback_accept(
             Sheet.objects.filter(pk=sheet.pk).update(webhook_status=new_status)
             logger.warning("webhook %s of sheet %s is now %s", webhook_id, sheet.pk, new_status)
         # Status callbacks carry no events; should one ever carry both, the events count too.
-        if events:
+        if events and not _only_our_own(events):
             answer = _sync_ask(sheet.pk)
+        elif events:
+            # Our own writes (grid, jobs, chat): the mirror took them when they were made.
+            answer = WebhookAnswer(200, {"status": "own change"})
     WebhookNonce.objects.filter(
         received_at__lt=timezone.now() - timedelta(seconds=settings.WEBHOOK_NONCE_TTL)
     ).delete()
@@ -217,6 +220,10 @@ def _nonce_first_use(webhook_id: int, nonce: str) -> bool:
     except IntegrityError:
         return False
     return True
+
+
+def _only_our_own(events: list[dict]) -> bool:
+    return all(event.get("changeAgent") == settings.SMARTSHEET_CHANGE_AGENT for event in events)
 
 
 def _sync_ask(sheet_id: int) -> WebhookAnswer:

@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # CI sets this: a missing PostgreSQL, Redis or Chromium fails the run instead of skipping.
 REQUIRE_SERVICES = os.environ.get("WORKBENCH_REQUIRE_SERVICES") == "1"
+# How long a server may take to answer: on a loaded two-core machine a Django process can take
+# half a minute to start. Waiting longer costs nothing when it starts sooner.
+START_TIMEOUT = 120
 
 pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.private_redis"]
 
@@ -44,6 +47,42 @@ def wait_until(predicate, *, timeout: float, interval: float = 0.05, what: str =
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+class BreakerClock:
+    """The clock circuit breakers read (pybreaker's and core.breakers'), moved only by the test.
+
+    A breaker half-opens `reset_timeout` after it opened; with the real clock a loaded machine
+    can pass that edge between two lines of a test.
+    """
+
+    def __init__(self, monkeypatch) -> None:
+        from datetime import UTC, datetime
+
+        import pybreaker
+
+        import core.breakers
+
+        clock = self
+        self.now = datetime.now(UTC)
+
+        class FrozenDatetime(datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return clock.now if tz is not None else clock.now.replace(tzinfo=None)
+
+        monkeypatch.setattr(pybreaker, "datetime", FrozenDatetime)
+        monkeypatch.setattr(core.breakers, "datetime", FrozenDatetime)
+
+    def advance(self, seconds: float) -> None:
+        from datetime import timedelta
+
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def breaker_clock(monkeypatch) -> BreakerClock:
+    return BreakerClock(monkeypatch)
 
 
 def run_in_thread(fn, *args, **kwargs):
@@ -103,7 +142,7 @@ def daphne_server(port: int | str, log_path: Path, **env: str) -> Iterator[str]:
         ],
         ready=f"{url}/healthz",
         log=log_path,
-        timeout=30,
+        timeout=START_TIMEOUT,
         env=server_env(**env),
         what="daphne",
     )
@@ -126,9 +165,13 @@ def live_server_url(django_db_setup, django_db_blocker) -> Iterator[str]:
 # --- Browser ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One headless Debian Chromium for the session (never a downloaded browser)."""
+    """One headless Debian Chromium per test module (never a downloaded browser).
+
+    Not per session: Playwright's event loop runs in this thread while the browser is open, and
+    every later test in the process that calls async_to_sync (a sync announcing a sheet) would
+    fail with "You cannot use AsyncToSync in the same thread as an async event loop"."""
     if not Path(CHROMIUM).exists():
         message = f"Chromium not found at {CHROMIUM}: install it with `apt-get install chromium`."
         if REQUIRE_SERVICES:
@@ -203,7 +246,7 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Pop
         ],
         ready=lambda: app.control.ping(timeout=0.5),
         log=server_log_path("celery"),
-        timeout=30,
+        timeout=START_TIMEOUT,
         env=server_env(),
         what="the Celery worker",
     )

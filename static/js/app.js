@@ -21,7 +21,6 @@ document.addEventListener("htmx:wsAfterMessage", expireToasts);
 // (core/consumers.py), which it does not.
 const RETRIED_BY_THE_WS_EXTENSION = [1006, 1011, 1012, 1013];
 const CLOSE_TRY_AGAIN_LATER = 4013;
-let socketWasLive = false;
 let retries = 0;
 // Retry soon, then back off to at most ~10 s (the default waits up to 64 s, long for a person).
 const reconnectDelay = (retryCount) => Math.min(1000 * 2 ** retryCount, 10000) * (0.5 + Math.random() / 2);
@@ -48,11 +47,14 @@ const socketLost = (event) => {
 };
 document.addEventListener("htmx:wsClose", socketLost);
 document.addEventListener("htmx:wsError", socketLost);
-document.addEventListener("htmx:wsAfterMessage", () => {
+document.addEventListener("htmx:wsAfterMessage", (event) => {
   const status = document.getElementById("ws-status");
   if (!status || status.dataset.state !== "open" || status.dataset.seen) return;
   status.dataset.seen = "1"; // this marker is new: a socket (re)connected just now
   retries = 0;
-  if (socketWasLive) htmx.trigger(document.body, "ws:reconnected");
-  socketWasLive = true;
+  // A page may hold several sockets (the grid: notifications and the sheet's): only the same
+  // socket opening again is a reconnect, not a second socket opening for the first time.
+  const socket = event.target; // the element with ws-connect
+  if (socket.dataset.wsWasLive) htmx.trigger(document.body, "ws:reconnected");
+  socket.dataset.wsWasLive = "1";
 });

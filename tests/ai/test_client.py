@@ -8,7 +8,6 @@ import os
 import select
 import signal
 import time
-from datetime import timedelta
 
 import httpx
 import pytest
@@ -314,7 +313,9 @@ def test_a_wrong_key_stops_the_run(ai, settings):
     assert openai_stats(ai)["requests"] == 1
 
 
-def test_the_breaker_opens_after_repeated_outages_and_half_opens_after_its_timeout(ai, settings):
+def test_the_breaker_opens_after_repeated_outages_and_half_opens_after_its_timeout(
+    ai, settings, breaker_clock
+):
     settings.AZURE_OPENAI_BREAKER_FAIL_MAX = 2
     settings.AZURE_OPENAI_BREAKER_RESET_TIMEOUT = 30
     ai.configure(openai={"fail_rate": 1.0, "fail_kinds": ["server_error"]})
@@ -332,8 +333,10 @@ def test_the_breaker_opens_after_repeated_outages_and_half_opens_after_its_timeo
 
     # The service recovers; after the reset timeout one trial call goes through and closes it.
     ai.configure(openai={"fail_rate": 0.0})
-    storage = breaker._state_storage
-    storage.opened_at = storage.opened_at - timedelta(seconds=30)  # as the clock would
+    breaker_clock.advance(29)
+    with pytest.raises(UnavailableError, match="circuit breaker open"):
+        _send(attempts=1)
+    breaker_clock.advance(1)
     _send(attempts=1)
     assert breaker.current_state == "closed"
     assert openai_stats(ai)["requests"] == sent_so_far + 1

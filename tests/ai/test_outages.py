@@ -15,7 +15,7 @@ from ai.quota import deployment_breaker, deployment_limiters
 from ai.services import CallContext, TextDelta, chat_call, chat_stream
 from core.processes import process_start, process_stop
 from tests.ai.conftest import openai_stats
-from tests.conftest import ROOT, server_env
+from tests.conftest import ROOT, START_TIMEOUT, server_env
 
 pytestmark = pytest.mark.django_db
 
@@ -130,7 +130,7 @@ def test_a_worker_checks_the_deployments_when_it_starts(ai):
         ],
         ready=lambda: DeploymentVerdict.objects.count() == 2,
         log=ROOT / "var" / "test-celery-check.log",
-        timeout=30,
+        timeout=START_TIMEOUT,
         env=server_env(),
         what="the worker's start-up check",
     )

@@ -62,6 +62,15 @@ def cell(page, row: Row, col: Column):
     return page.locator(f"#c-{row.pk}-{col.pk}")
 
 
+def edit(page, row: Row, col: Column, text: str) -> None:
+    """Click a cell, wait for its editor, type over the value and press Enter."""
+    cell(page, row, col).click()
+    field = cell(page, row, col).locator("input[name=text]")
+    expect(field).to_be_focused()
+    field.fill(text)
+    field.press("Enter")
+
+
 def open_grid(page, sheet: Sheet) -> None:
     page.goto(f"/sheets/{sheet.pk}/")
     expect(page.get_by_test_id("grid")).to_be_visible()
@@ -75,6 +84,19 @@ def both_open(page_a, page_b, sheet: Sheet) -> None:
     expect(page_b.locator("#presence .avatar[title^='Alice Archer']")).to_have_count(1)
 
 
+def test_opening_the_grids_second_socket_is_not_taken_for_a_reconnect(page, login, alice, tracker):
+    # The grid page holds two sockets (notifications and the sheet's); a catch-up re-fetch on
+    # the second one's first "open" would replace the rows under an editor just opened.
+    page.add_init_script(
+        'window.catchUps = 0; document.addEventListener("DOMContentLoaded", () => '
+        'document.body.addEventListener("ws:reconnected", () => window.catchUps++));'
+    )
+    login(alice)
+    open_grid(page, tracker)
+    expect(page.locator("[ws-connect][data-ws-was-live]")).to_have_count(2)
+    assert page.evaluate("window.catchUps") == 0
+
+
 def test_an_edit_in_one_browser_appears_in_the_other_without_a_reload(
     page, login, second_page, alice, bob, tracker
 ):
@@ -83,10 +105,7 @@ def test_an_edit_in_one_browser_appears_in_the_other_without_a_reload(
     bobs = second_page(bob)
     both_open(page, bobs, tracker)
 
-    cell(page, row, notes).click()
-    editor = cell(page, row, notes).locator("input[name=text]")
-    editor.fill("Changed by Alice")
-    editor.press("Enter")
+    edit(page, row, notes, "Changed by Alice")
     expect(cell(page, row, notes)).to_have_text("Changed by Alice")
     expect(cell(bobs, row, notes)).to_have_text("Changed by Alice", timeout=1000)
     # Enter moved Alice's focus one row down, as in a spreadsheet.
@@ -101,12 +120,11 @@ def test_when_both_edit_one_cell_the_second_save_gets_the_conflict_card(
     bobs = second_page(bob)
     both_open(page, bobs, tracker)
 
-    cell(page, row, notes).click()
     cell(bobs, row, notes).click()
+    expect(cell(bobs, row, notes).locator("input[name=text]")).to_be_focused()
     # Bob's editor shows as Bob's in Alice's grid.
     expect(page.locator("#presence .avatar[title='Bob Baker (editing)']")).to_have_count(1)
-    cell(page, row, notes).locator("input[name=text]").fill("Alice's note")
-    cell(page, row, notes).locator("input[name=text]").press("Enter")
+    edit(page, row, notes, "Alice's note")
     expect(cell(page, row, notes)).to_have_text("Alice's note")
 
     # Bob's open editor is not clobbered: it says what changed underneath.
@@ -240,9 +258,7 @@ def test_ctrl_z_undoes_the_last_edit_and_the_grid_shows_it(sandbox, page, login,
     open_grid(page, tracker)
     expect(page.locator("#ws-status[data-state=open]")).to_have_count(1)
     original = before.inner_text()
-    before.click()
-    before.locator("input[name=text]").fill("Oops")
-    before.locator("input[name=text]").press("Enter")
+    edit(page, row, notes, "Oops")
     expect(before).to_have_text("Oops")
     page.keyboard.press("Control+z")
     expect(page.locator(".toast")).to_contain_text("Undone.")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 import httpx2
 import openai
@@ -33,18 +32,12 @@ def _fail(breaker, error: type[Exception] | Exception = Boom):
         raise error
 
 
-def _as_if_seconds_passed(breaker, seconds: float) -> None:
-    """Move the opening time back, as the clock would, instead of sleeping."""
-    storage = breaker._state_storage
-    storage.opened_at = storage.opened_at - timedelta(seconds=seconds)
-
-
 def _another_process() -> None:
     """Forget this process's breakers, as a freshly started process has none."""
     breakers._breakers.clear()
 
 
-def test_it_opens_for_every_process_after_repeated_failures_and_recovers():
+def test_it_opens_for_every_process_after_repeated_failures_and_recovers(breaker_clock):
     name = f"test-{uuid.uuid4().hex[:8]}"
     breaker = redis_breaker(name, fail_max=3, reset_timeout=30)
     for _ in range(3):
@@ -55,11 +48,15 @@ def test_it_opens_for_every_process_after_repeated_failures_and_recovers():
     other = redis_breaker(name, fail_max=3, reset_timeout=30)
     assert other is not breaker
     assert other.current_state == "open"
-    assert 29 < seconds_until_trial(other) <= 30
+    assert seconds_until_trial(other) == 30
     with pytest.raises(pybreaker.CircuitBreakerError), other.calling():
         pass
 
-    _as_if_seconds_passed(other, 30)
+    breaker_clock.advance(29.9)
+    assert seconds_until_trial(other) == pytest.approx(0.1)
+    with pytest.raises(pybreaker.CircuitBreakerError), other.calling():
+        pass
+    breaker_clock.advance(0.1)
     assert seconds_until_trial(other) == 0
     with other.calling():
         pass  # the half-open trial succeeds

@@ -8,7 +8,7 @@ from core.tasks import ping
 @pytest.mark.django_db(transaction=True)
 def test_a_task_runs_on_a_real_worker_through_the_redis_broker(celery_worker):
     result = ping.delay("hello from the suite")
-    assert result.get(timeout=15) == "hello from the suite"
+    assert result.get(timeout=60) == "hello from the suite"
 
 
 def test_celery_is_configured_for_long_fair_tasks():

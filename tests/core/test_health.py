@@ -29,3 +29,10 @@ def test_readyz_is_503_naming_redis_when_redis_is_unreachable(client, settings):
     assert body["checks"]["redis"]["status"] == "down"
     assert "Connection" in body["checks"]["redis"]["error"]
     assert body["checks"]["database"] == {"status": "ok"}
+
+
+def test_the_favicon_asked_for_by_pages_without_an_icon_link_is_found(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"].endswith("favicon.svg")
+    assert client.get(response["Location"]).status_code == 200

@@ -37,7 +37,7 @@ class PrivateRedis:
                 *("--save", "", "--appendonly", "no", "--protected-mode", "no"),
             ],
             ready=self.answers,
-            timeout=10,
+            timeout=30,
             what=f"redis-server on port {self.port}",
         )
 

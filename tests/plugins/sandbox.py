@@ -100,6 +100,7 @@ def sandbox_server() -> Iterator[Sandbox]:
         ],
         ready=f"{sandbox.url}/_sandbox/config",
         log=ROOT / "var" / "test-sandbox.log",
+        timeout=120,  # see START_TIMEOUT in tests/conftest.py
         # The sandbox app is installed only in sandbox mode.
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "SANDBOX": "true"},
         what="the sandbox",

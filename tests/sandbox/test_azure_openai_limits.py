@@ -89,7 +89,8 @@ def test_the_openai_package_honours_retry_after_ms_and_stays_out_of_the_window(s
     elapsed = time.monotonic() - started
     waits = [r.args[0] for r in caplog.records if r.msg.startswith("Retrying request in")]
     assert reply.choices[0].message.content
-    assert len(waits) == 1 and 0.5 < waits[0] <= 1.0
+    # The wait is what was left of the window when the 429 came (less on a slow machine).
+    assert len(waits) == 1 and 0 < waits[0] <= 1.0
     assert elapsed >= waits[0]
     stats = sandbox.stats()["services"]["openai"]
     assert stats["requests"] == 3 and stats["rate_limited"] == 1
@@ -144,7 +145,8 @@ def test_an_injected_timeout_holds_until_the_client_gives_up(sandbox):
     started = time.monotonic()
     with pytest.raises(openai.APITimeoutError):
         client(sandbox, timeout=0.3).chat.completions.create(model="gpt-4o", messages=ask("hi"))
-    assert 0.3 <= time.monotonic() - started < 1.5
+    # A timeout, not the 408 the sandbox answers after 3 s: it held until the client gave up.
+    assert time.monotonic() - started >= 0.3
 
 
 def test_an_injected_timeout_answers_408_when_the_client_waits(sandbox):

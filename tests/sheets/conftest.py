@@ -93,15 +93,8 @@ class GroupInbox:
         finally:
             await layer.group_discard(self.group, channel)
 
-    def get(self, timeout: float = 10) -> dict:
+    def get(self, timeout: float = 30) -> dict:
         return self.messages.get(timeout=timeout)
-
-    def empty_after(self, seconds: float) -> bool:
-        try:
-            self.messages.get(timeout=seconds)
-        except queue.Empty:
-            return True
-        return False
 
 
 @pytest.fixture

@@ -3,18 +3,17 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import timedelta
 
 import pytest
 from django.conf import settings as django_settings
 
+from core.ratelimit import SlidingWindowLimiter
 from sheets import client
 from tests.conftest import ROOT, server_env
 from tests.sheets.conftest import other_user_client, sheet_id_named, smartsheet_stats
 
+# No django.setup() (seconds under load): the client needs settings, not apps.
 CALLS_UNTIL_REFUSED = """
-import django
-django.setup()
 from sheets import client
 made = 0
 for _ in range({tries}):
@@ -51,12 +50,6 @@ def test_two_processes_together_stay_under_the_per_minute_budget(sandbox):
     assert token["peak_rpm"] <= budget
 
 
-def _as_if_seconds_passed(breaker, seconds: float) -> None:
-    """Move the breaker's opening time back, as the clock would, instead of sleeping."""
-    storage = breaker._state_storage
-    storage.opened_at = storage.opened_at - timedelta(seconds=seconds)
-
-
 def _open_the_breaker(sheet_id: int, failures: int = 3) -> None:
     for _ in range(failures):
         with pytest.raises(client.SmartsheetUnavailable):
@@ -64,7 +57,7 @@ def _open_the_breaker(sheet_id: int, failures: int = 3) -> None:
 
 
 @pytest.fixture
-def storm(sandbox, settings):
+def storm(sandbox, settings, breaker_clock):
     """Every request fails with a 4004; three failures open the breaker for 30 s."""
     sheet_id_named(sandbox, "Project Tracker")  # looked up (and cached) while it answers
     settings.SMARTSHEET_BREAKER_FAIL_MAX = 3
@@ -74,7 +67,7 @@ def storm(sandbox, settings):
     return sandbox
 
 
-def test_the_breaker_opens_on_a_failure_storm_and_recovers(storm):
+def test_the_breaker_opens_on_a_failure_storm_and_recovers(storm, breaker_clock):
     sheet_id = sheet_id_named(storm, "Project Tracker")
     _open_the_breaker(sheet_id)
     sent = smartsheet_stats(storm)["requests"]
@@ -86,10 +79,10 @@ def test_the_breaker_opens_on_a_failure_storm_and_recovers(storm):
     assert smartsheet_stats(storm)["requests"] == sent  # refused without calling
 
     storm.configure(smartsheet={"fail_rate": 0.0})
-    _as_if_seconds_passed(client.smartsheet_breaker(), 29)
+    breaker_clock.advance(29)
     with pytest.raises(client.SmartsheetUnavailable, match="too many recent failures"):
         client.sheet_version_get(sheet_id=sheet_id)
-    _as_if_seconds_passed(client.smartsheet_breaker(), 1)
+    breaker_clock.advance(1)
     assert client.sheet_version_get(sheet_id=sheet_id) >= 1
     assert client.smartsheet_breaker().current_state == "closed"
     assert smartsheet_stats(storm)["requests"] == sent + 1
@@ -172,14 +165,24 @@ def test_a_rate_limited_answer_is_retried_after_a_pause(sandbox, settings, monke
     settings.SMARTSHEET_RATE_LIMIT_PAUSE = 0.2
     settings.SMARTSHEET_RETRY_MAX_TRIES = 4
     settings.SMARTSHEET_RETRY_FACTOR = 0.001  # the limiter's pause, not backoff, must do the wait
-    waits: list[float] = []
-    real_sleep = time.sleep
+    # In order: ("paused until", t) for each pause a 429 set, ("admitted", t) for each request
+    # the limiter let through; both on Redis's clock, which the shared limiter runs on.
+    events: list[tuple[str, float]] = []
+    real_pause, real_try_acquire = SlidingWindowLimiter.pause, SlidingWindowLimiter.try_acquire
 
-    def recorded_sleep(seconds: float) -> None:
-        waits.append(seconds)
-        real_sleep(seconds)
+    def pause(self, seconds):
+        ends = real_pause(self, seconds)
+        events.append(("paused until", ends))
+        return ends
 
-    monkeypatch.setattr("core.ratelimit.time.sleep", recorded_sleep)
+    def try_acquire(self, cost=1):
+        reservation, wait = real_try_acquire(self, cost)
+        if reservation is not None:
+            events.append(("admitted", reservation.admitted_at))
+        return reservation, wait
+
+    monkeypatch.setattr(SlidingWindowLimiter, "pause", pause)
+    monkeypatch.setattr(SlidingWindowLimiter, "try_acquire", try_acquire)
     sandbox.configure(smartsheet={"fail_rate": 0.5, "fail_codes": [4003]})
     # The id lookup above may have cost a request of its own (it is cached per session).
     before = smartsheet_stats(sandbox)["requests"]
@@ -190,8 +193,12 @@ def test_a_rate_limited_answer_is_retried_after_a_pause(sandbox, settings, monke
     refused = stats["injected_failures"]
     assert refused >= 1, "the seeded sandbox should have refused some requests"
     assert stats["requests"] - before == 4 + refused  # each refusal retried once, all four answered
-    # Each retry waited at the shared limiter for the pause the 429 set (every process would).
-    assert len([w for w in waits if 0.1 < w <= 0.2]) == refused
+    # Each 429 paused the shared limiter (every process would wait), and the retry after it
+    # was let through only once the pause had ended.
+    pauses = [i for i, (kind, _) in enumerate(events) if kind == "paused until"]
+    assert len(pauses) == refused
+    for i in pauses:
+        assert events[i + 1][0] == "admitted" and events[i + 1][1] >= events[i][1]
     assert client.smartsheet_breaker().current_state == "closed"  # 429s are not failures
 
 
@@ -236,8 +243,12 @@ def test_bulk_writes_go_500_rows_at_a_time_and_refused_rows_come_back_one_by_one
 
 def test_our_writes_carry_the_change_agent_and_a_second_writer_waits(sandbox, settings):
     sheet_id = sheet_id_named(sandbox, "Project Tracker")
-    settings.SMARTSHEET_WRITE_LOCK_TIMEOUT = 1
+    # A first writer that may hold the lock for a minute (its lock does not expire before the
+    # second writer has given up, however slowly this machine runs) ...
+    settings.SMARTSHEET_WRITE_LOCK_TIMEOUT = 60
     with client.sheet_write_lock(sheet_id=sheet_id):
+        # ... and a second writer that waits one second for it.
+        settings.SMARTSHEET_WRITE_LOCK_TIMEOUT = 1
         began = time.monotonic()
         with pytest.raises(client.SmartsheetUnavailable, match="another write"):
             client.rows_delete(sheet_id=sheet_id, row_ids=[1])

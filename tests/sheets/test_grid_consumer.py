@@ -13,10 +13,12 @@ from django.test import Client
 from config.asgi import application
 from sheets.events import sheet_changed_send
 from sheets.models import Row, SheetGrant
+from tests.conftest import run_in_thread
 from tests.sheets.test_grid_views import budget  # noqa: F401 (the small hand-made sheet)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1")
+HOST = (b"host", b"127.0.0.1")  # the origin check compares scheme, host and port with it
 # Connecting reads the session, the user and the grant: on a busy machine that takes a while.
 CONNECT_TIMEOUT = 10
 
@@ -25,7 +27,7 @@ def headers_for(client, user) -> list[tuple[bytes, bytes]]:
     client = Client()  # one session per user: logging another user in would end the first's
     client.force_login(user)
     cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
-    return [ORIGIN, (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]
+    return [ORIGIN, HOST, (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]
 
 
 async def opened(headers, sheet_id: int = 1) -> WebsocketCommunicator:
@@ -55,7 +57,7 @@ def test_a_user_without_a_grant_cannot_open_the_sheets_socket(client, alice, bud
         await socket.disconnect()
         return connected, code
 
-    assert async_to_sync(run)() == (False, 4403)
+    assert run_in_thread(async_to_sync(run)) == (False, 4403)
 
 
 def test_a_changed_row_arrives_as_its_partial_swapped_by_id(client, alice, budget):  # noqa: F811
@@ -74,7 +76,7 @@ def test_a_changed_row_arrives_as_its_partial_swapped_by_id(client, alice, budge
         await socket.disconnect()
         return message
 
-    message = async_to_sync(run)()
+    message = run_in_thread(async_to_sync(run))
     assert '<tr id="r-105" hx-swap-oob="delete"></tr>' in message
     assert '<tr id="r-101" data-row="101" data-number="1" hx-swap-oob="true">' in message
     assert '<td id="c-101-12" data-col="12" class="cell t-picklist">Done</td>' in message
@@ -94,7 +96,7 @@ def test_an_added_row_goes_after_the_row_above_it(client, alice, budget):  # noq
         await socket.disconnect()
         return message
 
-    message = async_to_sync(run)()
+    message = run_in_thread(async_to_sync(run))
     assert message.startswith('<tbody hx-swap-oob="afterend:#r-106"><tr id="r-107"')
     assert ">Pens</td>" in message
 
@@ -120,7 +122,7 @@ def test_a_viewers_socket_renders_read_only_rows_and_a_reload_asks_to_reload(
         await socket.disconnect()
         return row, reload
 
-    row, reload = async_to_sync(run)()
+    row, reload = run_in_thread(async_to_sync(run))
     assert 'class="cell t-picklist ro">Blocked</td>' in row
     assert 'name="row"' not in row  # no selection box for a viewer
     assert "This sheet changed" in reload
@@ -158,7 +160,7 @@ def test_presence_shows_who_else_is_here_and_which_cell_they_edit(
         await bobs.disconnect()
         return seen
 
-    seen = async_to_sync(run)()
+    seen = run_in_thread(async_to_sync(run))
     assert ">AA</span>" in seen["joined"]
     assert 'content:"Alice Archer"' in seen["editing"]
     assert "(editing)" in seen["editing"]

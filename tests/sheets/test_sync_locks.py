@@ -19,7 +19,7 @@ from sheets import locks, poll, sync, tasks
 from sheets.client import SmartsheetUnavailable
 from sheets.locks import sheet_sync_lock, sheet_sync_locked
 from sheets.models import Row, Sheet
-from tests.conftest import ROOT, run_in_thread, server_env, wait_until
+from tests.conftest import ROOT, START_TIMEOUT, run_in_thread, server_env, wait_until
 from tests.sheets.conftest import run_sent_syncs, sheet_id_named
 
 
@@ -115,7 +115,7 @@ def doomed_worker(django_db_setup, django_db_blocker):
         return bool(app.control.ping(timeout=0.5))
 
     try:
-        wait_until(ready, timeout=30, what="the Celery worker to answer a ping")
+        wait_until(ready, timeout=START_TIMEOUT, what="the Celery worker to answer a ping")
         proc.queue = queue
         yield proc
     finally:
@@ -133,7 +133,7 @@ def test_a_worker_killed_mid_sync_frees_the_sheet_and_the_poller_finishes_the_sy
     tasks.sheet_sync_task.apply_async((sheet_id, True), queue=doomed_worker.queue)
     wait_until(
         lambda: Row.objects.filter(sheet_id=sheet_id).count() >= 300,
-        timeout=30,
+        timeout=60,
         what="the worker to store a few pages",
     )
     os.killpg(doomed_worker.pid, signal.SIGKILL)  # the whole worker, as the OOM killer would
@@ -173,12 +173,12 @@ def test_a_sync_that_lost_its_lock_stops_writing_and_leaves_the_sheet_to_the_pol
         running = pool.submit(sync.sheet_sync, sheet_id=sheet_id)
         wait_until(
             lambda: Row.objects.filter(sheet_id=sheet_id).count() >= 200,
-            timeout=30,
+            timeout=60,
             what="the sync to store a few pages",
         )
         # The key vanishes as if the sync had stalled past its TTL (or Redis failed over).
         redis_client().delete(_lock_key(sheet_id))
-        assert running.result(timeout=30).kind == "skipped"
+        assert running.result(timeout=60).kind == "skipped"
     stored = Row.objects.filter(sheet_id=sheet_id).count()
     assert stored < 2000
     assert Sheet.objects.get(pk=sheet_id).sync_state == Sheet.SyncState.SYNCING

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -11,7 +12,9 @@ from hypothesis import strategies as st
 from tests.sheets.conftest import WEBHOOK_SECRET, post_callback, sign
 
 FUZZ = hypothesis_settings(
-    max_examples=200,
+    # 60 examples a test keep the suite quick; a deeper search on demand:
+    # WEBHOOK_FUZZ_EXAMPLES=2000 pytest tests/sheets/test_webhook_fuzz.py
+    max_examples=int(os.environ.get("WEBHOOK_FUZZ_EXAMPLES", "60")),
     deadline=None,
     database=None,  # no .hypothesis/ directory in the checkout
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -358,9 +358,43 @@ def test_a_change_in_smartsheet_reaches_the_mirror_and_open_grids_through_the_we
 
     wait_until(
         lambda: Row.objects.get(pk=row.pk).value(primary.pk) == "From Pat",
-        timeout=20,
+        timeout=60,
         what="the webhook-triggered sync to update the mirror",
     )
-    message = inbox.get(timeout=5)
+    message = inbox.get(timeout=30)
     assert (message["sheet_id"], message["changed"], message["added"]) == (sheet_id, [row.pk], [])
     assert not WebhookRejection.objects.exists()
+
+
+def _events_by(*agents: str | None) -> list[dict]:
+    events = []
+    for agent in agents:
+        event = {"objectType": "cell", "eventType": "updated", "rowId": 1, "columnId": 2}
+        if agent:
+            event["changeAgent"] = agent
+        events.append(event)
+    return events
+
+
+@pytest.mark.django_db
+def test_a_callback_whose_events_all_carry_our_change_agent_schedules_no_sync(
+    client, hooked, enqueued, settings
+):
+    # Our own writes (grid, jobs, chat): the mirror took them when they were made.
+    ours = settings.SMARTSHEET_CHANGE_AGENT
+    body = callback_body(nonce="ours", events=_events_by(ours, ours))
+    answer = post_callback(client, body, sign(body))
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "own change"}
+    assert enqueued == []
+
+
+@pytest.mark.django_db
+def test_a_callback_with_anyone_elses_event_still_schedules_a_sync(
+    client, hooked, enqueued, settings
+):
+    ours = settings.SMARTSHEET_CHANGE_AGENT
+    for nonce, agents in (("a", (ours, None)), ("b", (ours, "someone-elses-integration"))):
+        body = callback_body(nonce=nonce, events=_events_by(*agents))
+        assert post_callback(client, body, sign(body)).status_code == 200
+    assert len(enqueued) == 1  # the second callback joins the sync the first scheduled
