@@ -7,7 +7,7 @@ Importing this package registers every tool; chat and the MCP server call `tool_
 
 from __future__ import annotations
 
-from chat.tools import queries, reads, writes  # noqa: F401 (registers the tools)
+from chat.tools import jobs, queries, reads, writes  # noqa: F401 (registers the tools)
 from chat.tools.registry import (
     TOOLS,
     Outcome,

@@ -199,6 +199,15 @@ class SheetArguments(ToolArguments):
         if simple == "limit":
             match = re.search(r"\b(?:first|top|limit)\s+(\d+)", self.message, re.I)
             return int(match.group(1)) if match else None
+        if simple in ("target_column", "target", "output_column"):
+            match = re.search(
+                rf"\b(?:fill|into|write to)\s+(?:in\s+)?(?:the\s+|a\s+)?(?:new\s+)?{QUOTE}?"
+                rf"([A-Za-z][\w ]*?){UNQUOTE}?\s+column",
+                self.message,
+                re.I,
+            )
+            if match:
+                return match.group(1)
         if simple == "operation":
             return self._operation(schema.get("enum")) or "count"
         return super()._guess(name, description, kind, schema)

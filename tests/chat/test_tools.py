@@ -61,10 +61,10 @@ def test_every_tool_has_a_strict_compatible_schema_and_says_whether_it_writes():
     names = [spec["function"]["name"] for spec in tool_specs()]
     assert set(names) == {
         "list_sheets", "get_sheet_schema", "query_rows", "aggregate", "get_row", "update_cells",
-        "add_rows", "delete_rows",
+        "add_rows", "delete_rows", "start_ai_job", "get_job", "cancel_job",
     }  # fmt: skip
     writes = {name for name, tool in TOOLS.items() if tool.writes}
-    assert writes == {"update_cells", "add_rows", "delete_rows"}
+    assert writes == {"update_cells", "add_rows", "delete_rows", "start_ai_job", "cancel_job"}
 
     def closed(schema):
         if "properties" in schema:
