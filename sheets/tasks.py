@@ -14,7 +14,10 @@ from sheets import poll, services, sync
 from sheets.client import SmartsheetUnavailable
 
 
+# ignore_result: nobody reads these results, and storing one needs Redis after the work is done
+# (during an outage that turned a finished task into "raised unexpected: ConnectionError").
 @shared_task(
+    ignore_result=True,
     acks_late=True,
     soft_time_limit=14 * 60,
     time_limit=15 * 60,
@@ -34,7 +37,7 @@ def sheet_sync_task(sheet_id: int, full: bool = False) -> str:
     return result.summary()
 
 
-@shared_task(soft_time_limit=10 * 60, time_limit=11 * 60)
+@shared_task(ignore_result=True, soft_time_limit=10 * 60, time_limit=11 * 60)
 def sheets_poll() -> str:
     try:
         done = poll.sheets_poll()
@@ -46,7 +49,7 @@ def sheets_poll() -> str:
     )
 
 
-@shared_task(soft_time_limit=60, time_limit=90)
+@shared_task(ignore_result=True, soft_time_limit=60, time_limit=90)
 def syncs_resume() -> str:
     try:
         resumed = poll.syncs_resume()
@@ -55,7 +58,7 @@ def syncs_resume() -> str:
     return f"{len(resumed)} interrupted syncs resumed"
 
 
-@shared_task(acks_late=True, soft_time_limit=5 * 60, time_limit=6 * 60)
+@shared_task(ignore_result=True, acks_late=True, soft_time_limit=5 * 60, time_limit=6 * 60)
 def pending_edits_apply(sheet_id: int | None = None) -> int:
     """Write the cell edits kept while Smartsheet was away (beat runs it every minute)."""
     return services.pending_edits_apply(sheet_id=sheet_id)

@@ -66,4 +66,6 @@ if os.environ.get("WORKBENCH_USE_TEST_DB") == "1":
     if "PYTEST_XDIST_WORKER" in os.environ:  # pytest-django suffixes each worker's database
         DATABASES["default"]["NAME"] += f"_{os.environ['PYTEST_XDIST_WORKER']}"
 
-CELERY_BEAT_SCHEDULE = {}
+# Beat's schedule is dropped unless a test starts beat on purpose (tests/system).
+if os.environ.get("WORKBENCH_TEST_BEAT") != "1":
+    CELERY_BEAT_SCHEDULE = {}

@@ -442,8 +442,9 @@ def build(seed: str) -> tuple[list[Sheet], IdMaker]:
         raise ValueError(f"Unknown seed {seed!r}; use 'demo' or 'empty'.")
     sheets = [project_tracker(ids), customer_feedback(ids), support_tickets(ids)]
     # Pat (sandbox-token-2) is an admin of Project Tracker (a colleague who may restructure it),
-    # an editor of Support Tickets and only a viewer of Customer Feedback, so clients meet every
-    # kind of share, including one that cannot write (403/1004).
+    # an editor of Customer Feedback (edits rows under a running AI job) and only a viewer of
+    # Support Tickets, so clients meet every kind of share, including one that cannot write
+    # (403/1004).
     sheets[0].shares[OTHER.id] = "ADMIN"
-    sheets[1].shares[OTHER.id] = "VIEWER"
+    sheets[2].shares[OTHER.id] = "VIEWER"
     return sheets, ids

@@ -12,7 +12,7 @@ from jobs.events import job_progress_send
 from jobs.models import Job
 from jobs.services import job_pause
 from tests.jobs.conftest import created, first_rows, spec
-from tests.sheets.test_grid_consumer import ORIGIN, headers_for, next_matching
+from tests.sheets.test_grid_consumer import HOST, ORIGIN, headers_for, next_matching
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,7 +37,7 @@ def test_owner_staff_and_people_with_a_grant_may_listen_and_no_one_else(
     assert _connect(headers_for(client, viewer), job.pk)[0]
     assert _connect(headers_for(client, stranger), job.pk) == (False, 4403)
     assert _connect(headers_for(client, editor), job.pk + 1000) == (False, 4403)
-    assert _connect([ORIGIN], job.pk) == (False, 4401)  # not logged in
+    assert _connect([ORIGIN, HOST], job.pk) == (False, 4401)  # not logged in
 
 
 def _first_push(headers, job: Job, send) -> str:

@@ -269,11 +269,6 @@ def test_a_new_date_column_is_created_and_filled_with_dates(editor, feedback, sa
         assert date.fromisoformat(value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the sandbox does not take objectValue yet, the only form Smartsheet takes for "
-    "several options (sheets.services.cell_payload sends it)",
-)
 @pytest.mark.django_db(transaction=True)
 def test_a_new_multi_dropdown_column_gets_a_subset_of_its_options(editor, feedback, sandbox):
     rows = first_rows(feedback, 6)

@@ -6,6 +6,7 @@ No persistence: a restart comes back empty, as a Redis that lost its data would.
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -49,6 +50,17 @@ class PrivateRedis:
             return False
         finally:
             probe.close()
+
+    def freeze(self) -> None:
+        """Hang it (SIGSTOP): connections stay open and connecting still works, nothing answers."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def crash(self) -> None:
+        """Kill it at once (a frozen one too); its clients see their connections reset."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
     def stop(self) -> None:
         if self.proc is not None:

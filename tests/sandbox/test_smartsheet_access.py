@@ -49,20 +49,20 @@ def shared_sheet(sandbox):
     return ss, client(sandbox, OTHER_TOKEN), sid, cols, parent.id
 
 
-def test_the_second_token_views_customer_feedback_and_administers_project_tracker(sandbox):
+def test_the_second_token_views_support_tickets_and_administers_project_tracker(sandbox):
     pat = client(sandbox, OTHER_TOKEN)
     levels = {s.name: str(s.access_level) for s in pat.Sheets.list_sheets(include_all=True).data}
     assert levels == {
-        "Customer Feedback": "VIEWER",
+        "Customer Feedback": "EDITOR",
         "Project Tracker": "ADMIN",
-        "Support Tickets": "EDITOR",
+        "Support Tickets": "VIEWER",
     }
-    feedback = sheet_id(pat, "Customer Feedback")
-    fcols = column_ids(pat, feedback)
-    assert pat.Sheets.get_sheet(feedback, page_size=1).total_row_count == 2000
+    tickets = sheet_id(pat, "Support Tickets")
+    tcols_ = column_ids(pat, tickets)
+    assert pat.Sheets.get_sheet(tickets, page_size=1).total_row_count == 20000
     for write in (
-        lambda: pat.Sheets.add_rows(feedback, [row({fcols["Customer"]: "x"})]),
-        lambda: pat.Sheets.delete_rows(feedback, [1]),
+        lambda: pat.Sheets.add_rows(tickets, [row({tcols_["Customer"]: "x"})]),
+        lambda: pat.Sheets.delete_rows(tickets, [1]),
     ):
         error = api_error(write)
         assert (error.status_code, error.code, error.message) == NOT_AUTHORIZED
