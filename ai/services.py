@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import openai
 
 from ai.calls import Call, CallContext, call_send
@@ -292,7 +293,8 @@ def chat_stream(
                             parts["arguments"] += part.function.arguments or ""
                 if choice.finish_reason:
                     finish_reason = choice.finish_reason
-        except (openai.APIConnectionError, openai.APIStatusError) as exc:
+        except (openai.APIConnectionError, openai.APIStatusError, httpx.HTTPError) as exc:
+            # A connection dropped mid-stream surfaces as httpx's own error, not openai's.
             raise UnavailableError(
                 f"The stream from deployment {name!r} broke off ({exc}).", deployment=name
             ) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from chat.consumers import ChatConsumer
 from core.consumers import NotificationsConsumer
 from jobs.consumers import JobConsumer
 from sheets.consumers import SheetConsumer, SheetsListConsumer
@@ -13,4 +14,5 @@ websocket_urlpatterns = [
     path("ws/sheets/", SheetsListConsumer.as_asgi()),
     path("ws/sheets/<int:sheet_id>/", SheetConsumer.as_asgi()),
     path("ws/jobs/<int:job_id>/", JobConsumer.as_asgi()),
+    path("ws/chat/<int:session_id>/", ChatConsumer.as_asgi()),
 ]

@@ -467,6 +467,15 @@ CELERY_BEAT_SCHEDULE["jobs-sweep"] = {
     "schedule": float(JOBS_SWEEP_INTERVAL),
 }
 
+# --- Chat (chat/) ------------------------------------------------------------------------------
+# Tokens of earlier conversation sent with each reply; older turns are condensed into a note.
+CHAT_HISTORY_TOKENS = env.int("CHAT_HISTORY_TOKENS", default=6000)
+# Model calls per reply that may ask for tools; the next call must answer in words.
+CHAT_MAX_TOOL_ROUNDS = env.int("CHAT_MAX_TOOL_ROUNDS", default=6)
+CHAT_MAX_TOKENS = env.int("CHAT_MAX_TOKENS", default=1200)
+# Seconds between saves of a reply being written (what a reloaded page shows) and Stop checks.
+CHAT_SAVE_INTERVAL = env.float("CHAT_SAVE_INTERVAL", default=0.25)
+
 # --- Auth -------------------------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     # Refuses locked-out attempts before any password is checked (core/login_throttle.py).

@@ -18,12 +18,13 @@ from typing import Any
 
 import orjson
 
+from sandbox.azure_openai import answers
 from sandbox.azure_openai import text as T
+from sandbox.azure_openai.arguments import SheetArguments
 from sandbox.azure_openai.structured import fill
 from sandbox.azure_openai.tokens import content_text
 from sandbox.azure_openai.tools import (
     Known,
-    ToolArguments,
     closest_tool,
     detect_intent,
     known_from,
@@ -242,81 +243,6 @@ def _json_keys(instruction: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _summarise_tool_results(messages: list[dict[str, Any]]) -> str:
-    results = []
-    for message in reversed(messages):
-        if message.get("role") != "tool":
-            break
-        results.append(content_text(message.get("content")))
-    parts = [_describe(raw) for raw in reversed(results)]
-    return " ".join(p for p in parts if p)
-
-
-def _label(item: Any) -> str:
-    if isinstance(item, dict):
-        for key in ("name", "title"):
-            if isinstance(item.get(key), str):
-                return item[key]
-        cells = item.get("cells") or item.get("values")
-        source = cells if isinstance(cells, dict) else item
-        pairs = [f"{k}: {v}" for k, v in source.items() if not isinstance(v, (dict, list))][:3]
-        return ", ".join(pairs)
-    return str(item)
-
-
-def _describe(raw: str) -> str:
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return f"Here is what I found: {T.first_sentence(raw, 40)}" if raw.strip() else ""
-    if isinstance(data, dict) and data.get("error"):
-        error = data["error"]
-        message = error.get("message") if isinstance(error, dict) else error
-        return f"The tool reported a problem: {message}"
-    items = None
-    if isinstance(data, list):
-        items = data
-    elif isinstance(data, dict):
-        for key in ("rows", "sheets", "results", "items", "data", "matches", "columns"):
-            if isinstance(data.get(key), list):
-                items = data[key]
-                break
-    if items is not None:
-        total = data.get("total", data.get("count")) if isinstance(data, dict) else None
-        total = total if isinstance(total, int) else len(items)
-        noun = "result" if total == 1 else "results"
-        if not items:
-            return "I found no matching results."
-        shown = "; ".join(_label(i) for i in items[:3])
-        more = f" (and {total - 3} more)" if total > 3 else ""
-        return f"I found {total} {noun}: {shown}{more}."
-    if isinstance(data, dict):
-        numeric = {k: v for k, v in data.items() if isinstance(v, (int, float)) and k != "id"}
-        bits = []
-        for key in ("count", "sum", "total", "average", "mean", "avg", "min", "max", "value"):
-            if key in numeric:
-                value = numeric[key]
-                shown = (
-                    f"{value:,.2f}".rstrip("0").rstrip(".")
-                    if isinstance(value, float)
-                    else (f"{value:,}")
-                )
-                bits.append(f"the {key} is {shown}")
-        column = data.get("column") or data.get("column_title")
-        if bits:
-            prefix = f"For {column}, " if isinstance(column, str) else ""
-            text = prefix + ", ".join(bits)
-            return text[0].upper() + text[1:] + "."
-        if any(k in data for k in ("proposal", "proposed", "diff", "change", "pending")):
-            return "I've prepared that change; review it and press Apply to make it."
-        if "job" in data or "job_id" in data:
-            job = data.get("job_id") or (data.get("job") or {}).get("id")
-            return f"I started the job{f' #{job}' if job else ''}; you can follow its progress."
-        pairs = [f"{k}: {v}" for k, v in data.items() if not isinstance(v, (dict, list))][:5]
-        return f"Here is what I found: {', '.join(pairs)}." if pairs else "Done."
-    return f"The result is {data}."
-
-
 def _forced_tool(tool_choice: Any, tools: list[dict[str, Any]]) -> dict[str, Any] | None:
     if isinstance(tool_choice, dict):
         wanted = (tool_choice.get("function") or {}).get("name")
@@ -324,14 +250,79 @@ def _forced_tool(tool_choice: Any, tools: list[dict[str, Any]]) -> dict[str, Any
     return None
 
 
-def _calls_since_last_user(messages: list[dict[str, Any]]) -> set[str]:
-    names: set[str] = set()
+def _calls_since_last_user(messages: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(name, arguments) of every tool call made since the user last spoke."""
+    made: list[tuple[str, str]] = []
     for message in reversed(messages):
         if message.get("role") == "user":
             break
         for call in message.get("tool_calls") or []:
-            names.add(str((call.get("function") or {}).get("name")))
-    return names
+            function = call.get("function") or {}
+            made.append((str(function.get("name")), str(function.get("arguments"))))
+    return made
+
+
+def clauses(message: str) -> list[str]:
+    """A request asking several things ("how many are Blocked and how many are Done?") as its
+    parts; each may need its own tool call."""
+    parts = re.split(
+        r"\s*(?:;|\?\s+(?=\w)|\band also\b|\band\s+(?=(?:how many|what|which|show|list|count|"
+        r"set|change|delete)\b))\s*",
+        message,
+        flags=re.I,
+    )
+    parts = [p for p in parts if p and p.strip()]
+    return parts or [message]
+
+
+def _plan_calls(
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]],
+    tool_choice: Any,
+    last_user: str,
+    parallel: bool,
+) -> list[tuple[dict[str, Any], str]]:
+    """The tool calls to make now, with their arguments: one per part of the request that still
+    needs one (all at once when parallel calls are allowed, else the first)."""
+    made = _calls_since_last_user(messages)
+    made_names = [name for name, _ in made]
+    known = known_from(messages)
+    forced = _forced_tool(tool_choice, tools)
+    lister = pick_tool(tools, "list_sheets")
+    planned: list[tuple[dict[str, Any], str]] = []
+    wanted: dict[str, int] = {}
+    for part in clauses(last_user):
+        intent = detect_intent(part) or detect_intent(last_user)
+        chosen = forced or pick_tool(tools, intent)
+        if chosen is None and tool_choice == "required":
+            chosen = closest_tool(tools, last_user)
+        if chosen is None:
+            continue
+        name = (chosen.get("function") or {}).get("name", "")
+        wanted[name] = wanted.get(name, 0) + 1
+        if forced is None and made_names.count(name) >= wanted[name]:
+            continue  # this part was answered already
+        reader = SheetArguments(part, intent, known, known.options)
+        if reader.sheet_name is None:
+            reader.sheet_name = SheetArguments(last_user, intent, known, known.options).sheet_name
+        args = reader.arguments(chosen)
+        if (
+            forced is None
+            and lister is not None
+            and lister is not chosen
+            and reader.missing_sheet(chosen)
+            and (lister.get("function") or {}).get("name") not in made_names
+        ):
+            # As a real model would: look the sheet up before acting on it.
+            chosen = lister
+            args = SheetArguments(last_user, "list_sheets", Known(), {}).arguments(lister)
+        call = (chosen, args)
+        if (name, args) in made or any(c[0] is chosen and c[1] == args for c in planned):
+            continue
+        planned.append(call)
+        if not parallel or chosen is lister:
+            break
+    return planned
 
 
 def respond(
@@ -341,6 +332,7 @@ def respond(
     tool_choice: Any = None,
     response_format: dict[str, Any] | None = None,
     salt: str,
+    parallel_tool_calls: bool = True,
 ) -> Reply:
     tools = [t for t in tools or [] if t.get("type", "function") == "function"]
     last_user = next(
@@ -350,46 +342,25 @@ def respond(
     after_tools = bool(messages) and messages[-1].get("role") == "tool"
 
     if tools and tool_choice != "none":
-        intent = detect_intent(last_user)
-        chosen = _forced_tool(tool_choice, tools)
-        if chosen is None:
-            chosen = pick_tool(tools, intent)
-            if chosen is not None and after_tools:
-                already = _calls_since_last_user(messages)
-                if (chosen.get("function") or {}).get("name") in already:
-                    chosen = None
-            if chosen is None and tool_choice == "required":
-                chosen = closest_tool(tools, last_user)
-        if chosen is not None:
-            reader = ToolArguments(last_user, intent, known_from(messages))
-            args = reader.arguments(chosen)
-            lister = pick_tool(tools, "list_sheets")
-            if (
-                reader.missing_sheet(chosen)
-                and lister is not None
-                and lister is not chosen
-                and _forced_tool(tool_choice, tools) is None
-                and (lister.get("function") or {}).get("name")
-                not in _calls_since_last_user(messages)
-            ):
-                # As a real model would: look the sheet up before acting on it.
-                chosen = lister
-                args = ToolArguments(last_user, "list_sheets", Known()).arguments(lister)
-            call_id = "call_" + f"{T.stable_int(salt, 'call'):016x}"[:24]
-            name = (chosen.get("function") or {}).get("name", "")
+        planned = _plan_calls(messages, tools, tool_choice, last_user, parallel_tool_calls)
+        if planned:
             return Reply(
                 tool_calls=[
                     {
-                        "id": call_id,
+                        "id": "call_" + f"{T.stable_int(salt, 'call', i):016x}"[:24],
                         "type": "function",
-                        "function": {"name": name, "arguments": args},
+                        "function": {
+                            "name": (chosen.get("function") or {}).get("name", ""),
+                            "arguments": args,
+                        },
                     }
+                    for i, (chosen, args) in enumerate(planned)
                 ]
             )
 
     task = RowTask.read(messages, salt)
     if after_tools and not response_format_is_json(response_format):
-        return Reply(content=_summarise_tool_results(messages) or "Done.")
+        return Reply(content=answers.summarise_tool_results(messages) or "Done.")
     kind = (response_format or {}).get("type")
     if kind == "json_schema":
         schema = (response_format.get("json_schema") or {}).get("schema") or {"type": "object"}

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from sandbox.azure_openai import tokens
+from sandbox.azure_openai import requests, tokens
 from sandbox.azure_openai.faults import completion_filtered, cuts_streams, scripted_answer
 from sandbox.azure_openai.limits import RateLimiter, Verdict
 from sandbox.azure_openai.model import Reply, respond
@@ -37,7 +37,7 @@ DEPLOYMENTS = {
     "gpt-4o": ("gpt-4o", "gpt-4o-2024-11-20"),
 }
 CONTEXT_WINDOW = 128_000
-MAX_OUTPUT_TOKENS = 16_384
+MAX_OUTPUT_TOKENS = requests.MAX_OUTPUT_TOKENS
 API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 FAIL_KINDS = ("rate_limit", "server_error", "timeout")
 OVERRIDABLE = set(DEFAULT_CONFIG["openai"]) - {"per_deployment"}
@@ -126,7 +126,12 @@ def validate_config(section: dict[str, Any]) -> None:
             )
         if values.get("rpm_window_s", 10.0) <= 0:
             raise ConfigError("openai rpm_window_s must be positive (Azure uses 1 s or 10 s).")
-        for key in ("latency_ms", "ms_per_token", "retry_after_ms", "timeout_ms"):
+        for key in (
+            "latency_ms",
+            "ms_per_token",
+            "retry_after_ms",
+            "timeout_ms",
+        ):
             if values.get(key, 0) < 0:
                 raise ConfigError(f"openai {key} must not be negative.")
 
@@ -274,10 +279,15 @@ class AzureOpenAIService:
                 "We could not parse the JSON body of your request. (HINT: This likely means you "
                 "aren't using your HTTP library correctly.)"
             )
-        problem = _check_body(body)
-        if problem is not None:
+        refused = (
+            requests.body_problem(body)
+            or requests.api_version_problem(body, api_version)
+            or requests.tool_messages_problem(body["messages"])
+            or requests.strict_problem(body)
+        )
+        if refused is not None:
             self._record(deployment)
-            return problem
+            return _invalid(*refused)
         messages = body["messages"]
         tools = body.get("tools") or []
         response_format = body.get("response_format")
@@ -338,6 +348,7 @@ class AzureOpenAIService:
             tool_choice=body.get("tool_choice"),
             response_format=response_format,
             salt=salt,
+            parallel_tool_calls=body.get("parallel_tool_calls") is not False,
         )
         completion_trigger = cfg["completion_filter_trigger"]
         filtered = completion_filtered(request) or (
@@ -617,90 +628,3 @@ def _prompt_filtered_body() -> dict[str, Any]:
             },
         }
     }
-
-
-def _check_body(body: Any) -> Response | None:
-    """The request mistakes Azure rejects with a 400 before running the model."""
-    if not isinstance(body, dict):
-        return _invalid("The request body must be a JSON object.")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return _invalid("'messages' is a required property", param="messages")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in (
-            "system",
-            "developer",
-            "user",
-            "assistant",
-            "tool",
-            "function",
-        ):
-            return _invalid(
-                f"Invalid value for 'messages[{i}].role': expected one of system, developer, "
-                "user, assistant, tool.",
-                param=f"messages[{i}].role",
-            )
-    for key in ("max_tokens", "max_completion_tokens"):
-        value = body.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            return _invalid(f"Invalid '{key}': expected an integer of at least 1.", param=key)
-        if value > MAX_OUTPUT_TOKENS:
-            return _invalid(
-                f"{key} is too large: {value}. This model supports at most {MAX_OUTPUT_TOKENS} "
-                f"completion tokens, whereas you provided {value}.",
-                param=key,
-                code="invalid_value",
-            )
-    if "max_tokens" in body and "max_completion_tokens" in body:
-        return _invalid(
-            "max_tokens and max_completion_tokens cannot both be set; use max_completion_tokens.",
-            param="max_tokens",
-        )
-    tools = body.get("tools") or []
-    names = {(t.get("function") or {}).get("name") for t in tools if isinstance(t, dict)}
-    choice = body.get("tool_choice")
-    if choice is not None:
-        if isinstance(choice, str) and choice not in ("none", "auto", "required"):
-            return _invalid(f"Invalid value for 'tool_choice': {choice!r}.", param="tool_choice")
-        if choice in ("auto", "required") and not tools:
-            return _invalid(
-                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' "
-                "are specified.",
-                param="tool_choice",
-            )
-        if isinstance(choice, dict):
-            wanted = (choice.get("function") or {}).get("name")
-            if wanted not in names:
-                return _invalid(
-                    f"Invalid value for 'tool_choice': no function named '{wanted}' was "
-                    "specified in the 'tools' parameter.",
-                    param="tool_choice",
-                )
-    response_format = body.get("response_format")
-    if response_format is not None:
-        kind = response_format.get("type") if isinstance(response_format, dict) else None
-        if kind not in ("text", "json_object", "json_schema"):
-            return _invalid(
-                "Invalid value for 'response_format.type': expected text, json_object or "
-                "json_schema.",
-                param="response_format",
-            )
-        if kind == "json_schema":
-            spec = response_format.get("json_schema")
-            if not isinstance(spec, dict) or not spec.get("name"):
-                return _invalid(
-                    "Missing required parameter: 'response_format.json_schema.name'.",
-                    param="response_format.json_schema.name",
-                    code="missing_required_parameter",
-                )
-        if kind == "json_object":
-            text = " ".join(tokens.content_text(m.get("content")) for m in messages).lower()
-            if "json" not in text:
-                return _invalid(
-                    "'messages' must contain the word 'json' in some form, to use "
-                    "'response_format' of type 'json_object'.",
-                    param="messages",
-                )
-    return None

@@ -102,9 +102,16 @@ def fill(
             return MISSING
         return options[0] if options else None
 
+    nullable = "null" in types
     if kind == "object":
         if depth > 8:
             return {}
+        if nullable:
+            # A nullable object (an optional sort, say): only when the request calls for one.
+            guessed = guesser.guess(name, description, "object", schema)
+            if not isinstance(guessed, dict):
+                return MISSING if optional else None
+            return guessed
         properties = schema.get("properties") or {}
         required = set(schema.get("required") or [])
         out: dict[str, Any] = {}
@@ -128,6 +135,8 @@ def fill(
         guessed = guesser.guess(name, description, "array", {**schema, "items": items})
         if guessed is None and optional:
             return MISSING
+        if guessed is None and nullable:
+            return None
         values = list(guessed) if isinstance(guessed, list) else []
         low = int(schema.get("minItems", 0))
         high = int(schema.get("maxItems", max(low, len(values), 1)))
@@ -149,6 +158,8 @@ def fill(
             return MISSING
         if "default" in schema:
             return schema["default"]
+        if nullable:
+            return None
     return _coerce(guessed, kind, schema, name)
 
 

@@ -28,6 +28,14 @@ INTENT_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     (
+        "delete_rows",
+        re.compile(r"\b(delete|remove|drop)\b.*\brows?\b", re.I),
+    ),
+    (
+        "add_rows",
+        re.compile(r"\b(add|append|insert|create)\b.*\b(row|rows|task|item|entry)\b", re.I),
+    ),
+    (
         "start_job",
         re.compile(
             r"\b(run|start|launch|kick off|create)\b.*\b(job|each row|every row|all rows)\b"
@@ -52,6 +60,7 @@ INTENT_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     ("list_sheets", re.compile(r"\bsheets\b|\bwhat sheets\b|\blist\b.*\bsheet", re.I)),
+    ("get_row", re.compile(r"\brow\s*(?:#|number|no\.?)?\s*\d+\b", re.I)),
     (
         "get_sheet",
         re.compile(r"\bcolumns?\b|\bdescribe\b|\bopen\b.*\bsheet\b|\bsheet\b|\brows?\b", re.I),
@@ -66,6 +75,9 @@ TOOL_WORDS: dict[str, dict[str, float]] = {
     "aggregate": {"count": 2, "sum": 2, "average": 2, "aggregate": 2, "total": 1, "stat": 1},
     "update_cell": {"update": 2, "change": 2, "set": 2, "propose": 2, "edit": 1, "cell": 2},
     "start_job": {"job": 3, "start": 1, "run": 1, "ai": 1, "fill": 1, "batch": 1},
+    "delete_rows": {"delete": 3, "remove": 2, "rows": 1, "row": 1},
+    "get_row": {"get": 1, "row": 3, "read": 1, "one": 0.5},
+    "add_rows": {"add": 3, "append": 2, "insert": 2, "rows": 1, "row": 1, "new": 1},
 }
 # Words that argue against a tool for an intent (listing sheets is not changing cells).
 TOOL_PENALTIES: dict[str, set[str]] = {
@@ -75,6 +87,9 @@ TOOL_PENALTIES: dict[str, set[str]] = {
     "aggregate": {"update", "job", "propose"},
     "update_cell": {"job", "list", "find"},
     "start_job": {"cell", "find", "list"},
+    "delete_rows": {"list", "query", "job", "update", "add", "get"},
+    "get_row": {"rows", "query", "update", "delete", "list", "schema", "add", "job", "sheets"},
+    "add_rows": {"list", "query", "job", "update", "delete", "get"},
 }
 OPERATIONS = {
     "count": ("how many", "count", "number of"),
@@ -139,6 +154,7 @@ class Known:
     sheets: dict[str, Any] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
     rows: list[Any] = field(default_factory=list)
+    options: dict[str, list[Any]] = field(default_factory=dict)  # column title -> dropdown
 
     def absorb(self, data: Any, parent_key: str = "") -> None:
         if isinstance(data, list):
@@ -150,6 +166,8 @@ class Known:
             if "column" in key:
                 if isinstance(label, str) and label not in self.columns:
                     self.columns.append(label)
+                if isinstance(label, str) and isinstance(data.get("options"), list):
+                    self.options[label] = data["options"]
             elif "row" in key:
                 if "id" in data:
                     self.rows.append(data["id"])
@@ -165,12 +183,17 @@ class Known:
 
 
 def known_from(messages: list[dict[str, Any]]) -> Known:
+    """What tool results, and JSON quoted in system messages (a sheet's schema), revealed."""
     known = Known()
     for message in messages:
-        if message.get("role") != "tool":
+        role = message.get("role")
+        text = content_text(message.get("content"))
+        if role in ("system", "developer") and "{" in text:
+            text = text[text.index("{") : text.rindex("}") + 1]
+        elif role != "tool":
             continue
         try:
-            known.absorb(orjson.loads(content_text(message.get("content"))))
+            known.absorb(orjson.loads(text))
         except orjson.JSONDecodeError:
             continue
     return known
