@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import render
@@ -8,6 +10,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from core.health import readiness
+
+logger = logging.getLogger(__name__)
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -29,7 +33,13 @@ def readyz(request: HttpRequest) -> HttpResponse:
     """200 when every critical dependency answers, else 503 naming the ones that are down."""
     checks, down = readiness()
     body = {"status": "ok" if not down else "unavailable", "down": down, "checks": checks}
-    return JsonResponse(body, status=503 if down else 200)
+    response = JsonResponse(body, status=503 if down else 200)
+    if down:
+        # An expected answer while a dependency is down, not a server error: one warning
+        # naming it instead of django.request's ERROR line for every 5xx.
+        logger.warning("not ready: %s down", ", ".join(down))
+        response._has_been_logged = True  # what django.utils.log.log_response looks for
+    return response
 
 
 @login_not_required

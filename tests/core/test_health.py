@@ -20,9 +20,14 @@ def test_readyz_is_200_when_database_and_redis_answer(client):
 
 
 @pytest.mark.django_db
-def test_readyz_is_503_naming_redis_when_redis_is_unreachable(client, settings):
+def test_readyz_is_503_naming_redis_when_redis_is_unreachable(client, settings, caplog):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
-    response = client.get("/readyz")
+    with caplog.at_level("INFO"):
+        response = client.get("/readyz")
+    # One warning naming what is down; no ERROR line as for a server fault.
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= 30] == [
+        ("WARNING", "not ready: redis down")
+    ]
     assert response.status_code == 503
     body = response.json()
     assert body["down"] == ["redis"]
