@@ -53,6 +53,7 @@ def worker_log() -> Path:
 
 @pytest.fixture
 def worker(private_redis, probe, sandbox, worker_log) -> Iterator[subprocess.Popen]:
+    """A real worker on the private Redis (the sandbox answers the AI check it runs at start)."""
     proc = process_start(
         [
             sys.executable,
