@@ -204,6 +204,13 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=15 
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=16 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's consumer with a guard: a Redis outage while the worker holds an unacknowledged
+# message no longer stops the worker (see config/celery.py).
+CELERY_WORKER_CONSUMER = "config.celery:Consumer"
+# Tasks are idempotent and acks_late: on a broker loss a running one is stopped and delivered
+# again, rather than finishing after its message was handed back (Celery 6's default; unset,
+# Celery warns on every broker loss).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BEAT_SCHEDULE: dict = {}
 CELERY_BEAT_SCHEDULE_FILENAME = env.str(
     "CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / "var" / "celerybeat-schedule")
