@@ -304,11 +304,6 @@ def test_after_a_redis_outage_the_stack_catches_up_on_every_change_without_a_res
     _assert_no_traceback(stack)
 
 
-@pytest.mark.skip(
-    reason="the worker exits when Redis breaks its connection while it holds an unacknowledged"
-    " message (Celery 5.7.0: 'Unrecoverable error: AttributeError ... hostname' after"
-    " Connection.collect(); kombu then restores unacked messages without a broker URL)"
-)
 def test_a_webhook_smartsheet_disabled_while_redis_hung_is_re_enabled_and_its_sheet_resynced(
     stack, private_redis
 ):
