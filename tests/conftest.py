@@ -24,6 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 # CI sets this: a missing PostgreSQL, Redis or Chromium fails the run instead of skipping.
 REQUIRE_SERVICES = os.environ.get("WORKBENCH_REQUIRE_SERVICES") == "1"
+# A WebsocketCommunicator connects within this (its default of 1 s is short on a busy machine,
+# and a connect cut off by it leaves the consumer's database call orphaned).
+SOCKET_CONNECT_TIMEOUT = 10
 # How long a server may take to answer: on a loaded two-core machine a Django process can take
 # half a minute to start. Waiting longer costs nothing when it starts sooner.
 START_TIMEOUT = 120

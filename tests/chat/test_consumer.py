@@ -13,7 +13,7 @@ from chat import services
 from chat.consumers import CLOSE_NOT_FOUND
 from chat.events import delta_send, message_changed_send
 from config.asgi import application
-from tests.conftest import run_in_thread
+from tests.conftest import SOCKET_CONNECT_TIMEOUT, run_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://testserver")
@@ -30,7 +30,7 @@ def _connect_and(path: str, headers, action=None):
 
     async def run():
         communicator = WebsocketCommunicator(application, path, headers=headers)
-        connected, code = await communicator.connect()
+        connected, code = await communicator.connect(timeout=SOCKET_CONNECT_TIMEOUT)
         if not connected:
             return False, code, []
         await communicator.receive_from(timeout=5)  # the "live" marker

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from config.asgi import application
 from core.consumers import CLOSE_UNAUTHENTICATED
-from tests.conftest import run_in_thread
+from tests.conftest import SOCKET_CONNECT_TIMEOUT, run_in_thread
 
 PAGES = ["home", "sheets:index", "jobs:index", "chat:index"]
 
@@ -80,7 +80,7 @@ def test_pages_send_the_csrf_token_with_htmx_requests(client, alice):
 def _connect(headers):
     async def run():
         communicator = WebsocketCommunicator(application, "/ws/notifications/", headers=headers)
-        connected, code = await communicator.connect()
+        connected, code = await communicator.connect(timeout=SOCKET_CONNECT_TIMEOUT)
         first = await communicator.receive_from() if connected else None
         await communicator.disconnect()
         return connected, code, first

@@ -13,7 +13,7 @@ from django.conf import settings
 
 from config.asgi import application, websocket_origin_allowed
 from core.consumers import CLOSE_TRY_AGAIN_LATER, user_group
-from tests.conftest import run_in_thread
+from tests.conftest import SOCKET_CONNECT_TIMEOUT, run_in_thread
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +34,7 @@ def _communicator(headers, server=None) -> WebsocketCommunicator:
 def _accepted(headers, server=None) -> bool:
     async def run():
         communicator = _communicator(headers, server)
-        connected, _ = await communicator.connect()
+        connected, _ = await communicator.connect(timeout=SOCKET_CONNECT_TIMEOUT)
         await communicator.disconnect()
         return connected
 
@@ -108,7 +108,7 @@ def test_the_first_socket_after_a_redis_restart_receives_pushes(
 
     async def a_push_arrives() -> str:
         communicator = _communicator(headers)
-        connected, code = await communicator.connect()
+        connected, code = await communicator.connect(timeout=SOCKET_CONNECT_TIMEOUT)
         assert connected, f"refused with {code}"
         assert 'data-state="open"' in await communicator.receive_from()
         await get_channel_layer().group_send(user_group(alice.pk), TOAST)
@@ -135,7 +135,7 @@ def test_sockets_close_for_a_retry_without_a_traceback_while_redis_is_down(
     async def run():
         # An open socket whose Redis goes away is closed with "try again later".
         open_socket = _communicator(headers)
-        assert (await open_socket.connect())[0]
+        assert (await open_socket.connect(timeout=SOCKET_CONNECT_TIMEOUT))[0]
         await open_socket.receive_from()
         redis_server.stop()
         closed = await open_socket.receive_output(timeout=10)

@@ -11,6 +11,7 @@ from config.asgi import application
 from jobs.events import job_progress_send
 from jobs.models import Job
 from jobs.services import job_pause
+from tests.conftest import SOCKET_CONNECT_TIMEOUT
 from tests.jobs.conftest import created, first_rows, spec
 from tests.sheets.test_grid_consumer import HOST, ORIGIN, headers_for, next_matching
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _connect(headers, job_id: int) -> tuple[bool, int | None]:
     async def run():
         socket = WebsocketCommunicator(application, f"/ws/jobs/{job_id}/", headers=headers)
-        connected, code = await socket.connect()
+        connected, code = await socket.connect(timeout=SOCKET_CONNECT_TIMEOUT)
         await socket.disconnect()
         return connected, code
 
@@ -43,7 +44,7 @@ def test_owner_staff_and_people_with_a_grant_may_listen_and_no_one_else(
 def _first_push(headers, job: Job, send) -> str:
     async def run():
         socket = WebsocketCommunicator(application, f"/ws/jobs/{job.pk}/", headers=headers)
-        connected, _ = await socket.connect()
+        connected, _ = await socket.connect(timeout=SOCKET_CONNECT_TIMEOUT)
         assert connected
         assert 'id="ws-status"' in await socket.receive_from()
         await sync_to_async(send)()

@@ -14,14 +14,12 @@ from django.test import Client
 from config.asgi import application
 from sheets.events import sheet_changed_send
 from sheets.models import Row, SheetGrant
-from tests.conftest import run_in_thread
+from tests.conftest import SOCKET_CONNECT_TIMEOUT, run_in_thread
 from tests.sheets.test_grid_views import budget  # noqa: F401 (the small hand-made sheet)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://127.0.0.1")
 HOST = (b"host", b"127.0.0.1")  # the origin check compares scheme, host and port with it
-# Connecting reads the session, the user and the grant: on a busy machine that takes a while.
-CONNECT_TIMEOUT = 10
 
 
 def headers_for(client, user) -> list[tuple[bytes, bytes]]:
@@ -33,9 +31,9 @@ def headers_for(client, user) -> list[tuple[bytes, bytes]]:
 
 async def opened(headers, sheet_id: int = 1) -> WebsocketCommunicator:
     socket = WebsocketCommunicator(application, f"/ws/sheets/{sheet_id}/", headers=headers)
-    connected, code = await socket.connect(timeout=CONNECT_TIMEOUT)
+    connected, code = await socket.connect(timeout=SOCKET_CONNECT_TIMEOUT)
     assert connected, code
-    assert 'id="ws-status"' in await socket.receive_from(timeout=CONNECT_TIMEOUT)
+    assert 'id="ws-status"' in await socket.receive_from(timeout=SOCKET_CONNECT_TIMEOUT)
     return socket
 
 
@@ -54,7 +52,7 @@ def test_a_user_without_a_grant_cannot_open_the_sheets_socket(client, alice, bud
 
     async def run():
         socket = WebsocketCommunicator(application, "/ws/sheets/1/", headers=headers)
-        connected, code = await socket.connect(timeout=CONNECT_TIMEOUT)
+        connected, code = await socket.connect(timeout=SOCKET_CONNECT_TIMEOUT)
         await socket.disconnect()
         return connected, code
 
