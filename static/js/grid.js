@@ -321,6 +321,9 @@
   // Fetch the rows this grid shows again (row numbers, added rows, anything missed), keeping
   // the boxes ticked and the focused cell. Never under an open editor: it waits until it closes.
   let refetchWaiting = false;
+  // Refetches can overlap (an add's renumbering, then a delete's): only the newest may swap,
+  // or an older answer would bring back a row deleted meanwhile.
+  let refetchSeq = 0;
   function refetchLoaded(atLeast = 0) {
     if (editing() || opening) {
       refetchWaiting = true;
@@ -337,7 +340,12 @@
     const focused = table.querySelector("td.cell[tabindex='0']");
     const focusedId = focused ? focused.id : null;
     const hadFocus = focused && document.activeElement === focused;
-    const refetch = { target: "#grid-body", swap: "innerHTML", headers: { "X-Grid-Refetch": "1" } };
+    refetchSeq += 1;
+    const refetch = {
+      target: "#grid-body",
+      swap: "innerHTML",
+      headers: { "X-Grid-Refetch": String(refetchSeq) },
+    };
     htmx.ajax("GET", `${sheetUrl}?${params}`, refetch).then(() => {
       table.querySelectorAll("tbody input[name=row]").forEach((box) => {
         box.checked = ticked.has(box.value);
@@ -384,7 +392,12 @@
   // An editor opened while the rows were on their way: they wait until it closes.
   document.body.addEventListener("htmx:beforeSwap", (event) => {
     const headers = event.detail.requestConfig && event.detail.requestConfig.headers;
-    if (!headers || !headers["X-Grid-Refetch"] || !(editing() || opening)) return;
+    if (!headers || !headers["X-Grid-Refetch"]) return;
+    if (headers["X-Grid-Refetch"] !== String(refetchSeq)) {
+      event.detail.shouldSwap = false; // a newer refetch is on its way
+      return;
+    }
+    if (!(editing() || opening)) return;
     event.detail.shouldSwap = false;
     refetchWaiting = true;
   });

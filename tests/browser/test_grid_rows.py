@@ -93,21 +93,3 @@ def test_a_row_added_at_the_bottom_is_loaded_and_focused_in_the_adder_s_grid(
     expect(last.locator("th.rownum span")).to_have_text(str(total + 1))
     expect(last.locator("td.cell").first).to_be_focused()
     expect(last).to_be_in_viewport()
-
-
-def test_opening_a_grid_fetches_its_rows_once_though_the_page_has_two_sockets(
-    page,
-    login,
-    alice,
-    tracker,  # noqa: F811
-):
-    refetches = []
-    page.on("request", lambda request: "offset=" in request.url and refetches.append(request.url))
-    login(alice)
-    with page.expect_websocket(lambda ws: "/ws/sheets/" in ws.url) as opening:
-        open_grid(page, tracker)
-    opening.value.wait_for_event("framereceived")  # both markers are in: the notifications one
-    expect(page.locator("#ws-status[data-state=open]")).to_have_count(1)  # came first
-    page.evaluate("() => new Promise((done) => setTimeout(done))")  # handlers of the last one ran
-
-    assert refetches == []

@@ -12,9 +12,9 @@ from sheets import client as smartsheet
 from sheets import sync
 from sheets.events import SHEETS_GROUP, sheet_synced_send
 from sheets.models import Sheet, SheetGrant
-from tests.conftest import run_in_thread
+from tests.conftest import SOCKET_CONNECT_TIMEOUT, run_in_thread
 from tests.sheets.conftest import PROJECT_TRACKER, sheet_id_named
-from tests.sheets.test_grid_consumer import CONNECT_TIMEOUT, headers_for, next_matching
+from tests.sheets.test_grid_consumer import headers_for, next_matching
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -120,9 +120,9 @@ def test_the_list_socket_sends_the_synced_sheet_s_row_to_those_who_may_see_it(
         sockets = []
         for headers in (alices, bobs):
             socket = WebsocketCommunicator(application, "/ws/sheets/", headers=headers)
-            connected, code = await socket.connect(timeout=CONNECT_TIMEOUT)
+            connected, code = await socket.connect(timeout=SOCKET_CONNECT_TIMEOUT)
             assert connected, code
-            assert 'id="ws-status"' in await socket.receive_from(timeout=CONNECT_TIMEOUT)
+            assert 'id="ws-status"' in await socket.receive_from(timeout=SOCKET_CONNECT_TIMEOUT)
             sockets.append(socket)
         await sync_to_async(Sheet.objects.filter(pk=12).update)(row_count=1234)
         await sync_to_async(sheet_synced_send)(sheet_id=12)
