@@ -52,6 +52,7 @@ def main() -> None:
     port = free_port()
     os.environ["SANDBOX_PORT"] = str(port)
     os.environ["REDIS_PREFIX"] = f"bench-jobs-{uuid.uuid4().hex[:8]}"
+    os.environ["SANDBOX"] = "true"  # without it (and credentials) the app refuses to start
     for name in ("SMARTSHEET_ACCESS_TOKEN", "SMARTSHEET_API_BASE", "AZURE_OPENAI_API_KEY"):
         os.environ.pop(name, None)
     os.environ["AZURE_OPENAI_DEPLOYMENTS"] = json.dumps(
