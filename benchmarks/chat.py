@@ -19,13 +19,12 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._sandbox import free_port, sandbox_running  # noqa: E402
+from benchmarks._sandbox import benchmark_run, free_port  # noqa: E402
 
 BIG_SHEET = "Support Tickets"
 SENDS = 20
@@ -46,22 +45,7 @@ def show(label: str, values: list[float], goal: float | None = None) -> None:
 
 
 def main() -> None:
-    port = free_port()
-    os.environ["SANDBOX_PORT"] = str(port)
-    os.environ["REDIS_PREFIX"] = f"bench-chat-{uuid.uuid4().hex[:8]}"
-    os.environ["SANDBOX"] = "true"
-    for name in ("SMARTSHEET_ACCESS_TOKEN", "SMARTSHEET_API_BASE", "AZURE_OPENAI_API_KEY"):
-        os.environ.pop(name, None)
-    db_file = ROOT / "var" / "benchmark-chat.sqlite3"
-    if "DATABASE_URL" not in os.environ:
-        db_file.unlink(missing_ok=True)
-        os.environ["DATABASE_URL"] = f"sqlite:///{db_file}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    try:
-        with sandbox_running(port) as url:
-            run(url)
-    finally:
-        _forget_redis_keys()
+    benchmark_run("chat", run)
 
 
 def _servers(web_port: int) -> list[subprocess.Popen]:
@@ -279,19 +263,6 @@ def _first_token_in_page(web: str, user, services) -> tuple[list[float], list[fl
                 mine.append(shown)
         browser.close()
     return timings, mine
-
-
-def _forget_redis_keys() -> None:
-    try:
-        import redis
-        from django.conf import settings
-
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        keys = list(client.scan_iter(match=f"{settings.REDIS_PREFIX}*", count=1000))
-        if keys:
-            client.delete(*keys)
-    except Exception:  # best effort after a benchmark
-        return
 
 
 if __name__ == "__main__":

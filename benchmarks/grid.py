@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._sandbox import free_port, sandbox_running  # noqa: E402
+from benchmarks._sandbox import benchmark_run, free_port  # noqa: E402
 
 SHEET = "Support Tickets"
 RUNS = 60  # timed requests per page (after 5 untimed ones)
@@ -41,23 +41,7 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 
 
 def main() -> None:
-    port = free_port()
-    os.environ["SANDBOX_PORT"] = str(port)
-    os.environ["REDIS_PREFIX"] = f"bench-grid-{uuid.uuid4().hex[:8]}"
-    os.environ["SANDBOX"] = "true"  # the app talks to this benchmark's sandbox, never Smartsheet
-    os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1"
-    os.environ.pop("SMARTSHEET_ACCESS_TOKEN", None)
-    os.environ.pop("SMARTSHEET_API_BASE", None)
-    db_file = ROOT / "var" / "benchmark-grid.sqlite3"
-    if "DATABASE_URL" not in os.environ:
-        db_file.unlink(missing_ok=True)
-        os.environ["DATABASE_URL"] = f"sqlite:///{db_file}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    try:
-        with sandbox_running(port) as url:
-            run(url)
-    finally:
-        _forget_redis_keys()
+    benchmark_run("grid", run, ALLOWED_HOSTS="testserver,127.0.0.1")
 
 
 def _timed(fn, runs: int = RUNS) -> list[float]:
@@ -275,16 +259,6 @@ def save_to_second_browser(*, sheet_id: int) -> list[float]:
     finally:
         process_stop(daphne)
     return sorted(timings)
-
-
-def _forget_redis_keys() -> None:
-    import redis
-    from django.conf import settings
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = list(client.scan_iter(match=f"{settings.REDIS_PREFIX}*"))
-    if keys:
-        client.delete(*keys)
 
 
 if __name__ == "__main__":

@@ -20,13 +20,12 @@ import resource
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._sandbox import free_port, sandbox_running  # noqa: E402
+from benchmarks._sandbox import benchmark_run  # noqa: E402
 
 SHEET = "Support Tickets"
 TEMPLATE = "Classify the priority of this support ticket: {{Subject}}. {{Description}}"
@@ -49,34 +48,21 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--naive-rows", type=int, default=200)
     options = parser.parse_args()
-    port = free_port()
-    os.environ["SANDBOX_PORT"] = str(port)
-    os.environ["REDIS_PREFIX"] = f"bench-jobs-{uuid.uuid4().hex[:8]}"
-    os.environ["SANDBOX"] = "true"  # without it (and credentials) the app refuses to start
-    for name in ("SMARTSHEET_ACCESS_TOKEN", "SMARTSHEET_API_BASE", "AZURE_OPENAI_API_KEY"):
-        os.environ.pop(name, None)
-    os.environ["AZURE_OPENAI_DEPLOYMENTS"] = json.dumps(
-        {
-            "gpt-4o-mini": {
-                "model": "gpt-4o-mini",
-                "rpm": RPM,
-                "tpm": 100_000_000,
-                "input_per_1k": "0.00015",
-                "output_per_1k": "0.0006",
-            }
+    deployments = {
+        "gpt-4o-mini": {
+            "model": "gpt-4o-mini",
+            "rpm": RPM,
+            "tpm": 100_000_000,
+            "input_per_1k": "0.00015",
+            "output_per_1k": "0.0006",
         }
-    )
+    }
     os.environ.setdefault("JOBS_MAX_IN_FLIGHT", "32")
-    db_file = ROOT / "var" / "benchmark-jobs.sqlite3"
-    if "DATABASE_URL" not in os.environ:
-        db_file.unlink(missing_ok=True)
-        os.environ["DATABASE_URL"] = f"sqlite:///{db_file}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    try:
-        with sandbox_running(port) as url:
-            run(url, options.rows, options.naive_rows)
-    finally:
-        _forget_redis_keys()
+    benchmark_run(
+        "jobs",
+        lambda url: run(url, options.rows, options.naive_rows),
+        AZURE_OPENAI_DEPLOYMENTS=json.dumps(deployments),
+    )
 
 
 def _requests(url: str) -> int:
@@ -190,15 +176,6 @@ def _naive(url: str, sheet_id: int, target_id: int, count: int, Row, Column):
     seconds = time.monotonic() - began
     calls = _requests(url) - calls_before
     return count / seconds, calls / (count / 1000)
-
-
-def _forget_redis_keys() -> None:
-    import redis
-
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
-    keys = list(client.scan_iter(match=f"{os.environ['REDIS_PREFIX']}*", count=1000))
-    if keys:
-        client.delete(*keys)
 
 
 if __name__ == "__main__":

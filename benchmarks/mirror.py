@@ -9,17 +9,15 @@ in var/. Goals: full mirror <= 1.5x the SDK fetch, peak RSS < 400 MB; incrementa
 
 from __future__ import annotations
 
-import os
 import resource
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._sandbox import free_port, sandbox_running  # noqa: E402
+from benchmarks._sandbox import benchmark_run  # noqa: E402
 
 SHEET = "Support Tickets"
 RUNS = 3
@@ -30,23 +28,7 @@ def _rss_mb() -> float:
 
 
 def main() -> None:
-    port = free_port()
-    os.environ["SANDBOX_PORT"] = str(port)
-    os.environ["SANDBOX"] = "true"
-    os.environ["REDIS_PREFIX"] = f"bench-mirror-{uuid.uuid4().hex[:8]}"
-    os.environ.pop("SMARTSHEET_ACCESS_TOKEN", None)
-    os.environ.pop("SMARTSHEET_API_BASE", None)
-    db_file = ROOT / "var" / "benchmark-mirror.sqlite3"
-    if "DATABASE_URL" not in os.environ:
-        db_file.unlink(missing_ok=True)
-        os.environ["DATABASE_URL"] = f"sqlite:///{db_file}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-
-    try:
-        with sandbox_running(port) as url:
-            run(url)
-    finally:
-        _forget_redis_keys()
+    benchmark_run("mirror", run)
 
 
 def run(base: str) -> None:
@@ -108,7 +90,8 @@ def run(base: str) -> None:
     row_ids = [r["id"] for r in fetched["rows"]]
     del fetched
 
-    other = smartsheet.Smartsheet(access_token="sandbox-token-2", api_base=f"{base}/2.0")
+    # Edits by the sheet's owner (the second sandbox user only views Support Tickets).
+    other = smartsheet.Smartsheet(access_token="sandbox-token", api_base=f"{base}/2.0")
     other.errors_as_exceptions(True)
     edits = iter(range(RUNS))
 
@@ -160,16 +143,6 @@ def _db_label() -> str:
     from django.db import connection
 
     return connection.vendor
-
-
-def _forget_redis_keys() -> None:
-    import redis
-    from django.conf import settings
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    keys = list(client.scan_iter(match=f"{settings.REDIS_PREFIX}*"))
-    if keys:
-        client.delete(*keys)
 
 
 if __name__ == "__main__":
