@@ -336,28 +336,35 @@
     const params = new URLSearchParams(table.dataset.query);
     params.set("offset", "0");
     params.set("limit", String(Math.max(100, loaded + (complete ? 100 : 0), atLeast)));
-    const ticked = new Set(selected().map((box) => box.value));
-    const focused = table.querySelector("td.cell[tabindex='0']");
-    const focusedId = focused ? focused.id : null;
-    const hadFocus = focused && document.activeElement === focused;
     refetchSeq += 1;
     const refetch = {
       target: "#grid-body",
       swap: "innerHTML",
       headers: { "X-Grid-Refetch": String(refetchSeq) },
     };
-    htmx.ajax("GET", `${sheetUrl}?${params}`, refetch).then(() => {
-      table.querySelectorAll("tbody input[name=row]").forEach((box) => {
-        box.checked = ticked.has(box.value);
-      });
-      const again = focusedId && document.getElementById(focusedId);
-      if (again) {
-        again.setAttribute("tabindex", "0");
-        if (hadFocus) again.focus({ preventScroll: true });
-      }
-      table.dispatchEvent(new Event("change", { bubbles: true })); // the Delete button's count
-      revealAdded();
+    htmx.ajax("GET", `${sheetUrl}?${params}`, refetch);
+  }
+  // What the person did to the rows while a refetch was on its way (ticked a box, moved focus)
+  // is read just before the new rows replace them, and put back on them.
+  function keptAcrossRefetch() {
+    const focused = table.querySelector("td.cell[tabindex='0']");
+    return {
+      ticked: new Set(selected().map((box) => box.value)),
+      focusedId: focused ? focused.id : null,
+      hadFocus: !!focused && document.activeElement === focused,
+    };
+  }
+  function restoreAfterRefetch(kept) {
+    table.querySelectorAll("tbody input[name=row]").forEach((box) => {
+      box.checked = kept.ticked.has(box.value);
     });
+    const again = kept.focusedId && document.getElementById(kept.focusedId);
+    if (again) {
+      again.setAttribute("tabindex", "0");
+      if (kept.hadFocus) again.focus({ preventScroll: true });
+    }
+    table.dispatchEvent(new Event("change", { bubbles: true })); // the Delete button's count
+    revealAdded();
   }
   // The row this person just added: shown and focused once it is in the grid. In plain sheet
   // order its number is its place, so a grid not yet scrolled that far loads down to it.
@@ -397,11 +404,21 @@
       event.detail.shouldSwap = false; // a newer refetch is on its way
       return;
     }
-    if (!(editing() || opening)) return;
-    event.detail.shouldSwap = false;
-    refetchWaiting = true;
+    if (editing() || opening) {
+      event.detail.shouldSwap = false;
+      refetchWaiting = true;
+      return;
+    }
+    refetchKept = keptAcrossRefetch();
   });
-  table.addEventListener("htmx:afterSwap", () => {
+  let refetchKept = null;
+  table.addEventListener("htmx:afterSwap", (event) => {
+    if (refetchKept && event.detail.target && event.detail.target.id === "grid-body") {
+      // Restored at once, in the same task as the swap: no click can land on unticked rows.
+      const kept = refetchKept;
+      refetchKept = null;
+      restoreAfterRefetch(kept);
+    }
     if (refetchWaiting && !editing() && !opening) refetchLoaded();
   });
   // After a reconnect, rows may have changed while the socket was down: fetch them again.
