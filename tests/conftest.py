@@ -93,11 +93,26 @@ def run_in_thread(fn, *args, **kwargs):
 
     While a Playwright browser is open, this thread has a running event loop, so async_to_sync
     and asyncio.run refuse to run here.
-    """
-    from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(fn, *args, **kwargs).result()
+    The thread is a daemon joined without a timeout: when pytest-timeout's alarm interrupts the
+    join, the test fails with its stack instead of waiting on (or, at exit, for) a hung thread.
+    """
+    import threading
+
+    outcome: dict = {}
+
+    def target():
+        try:
+            outcome["value"] = fn(*args, **kwargs)
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name="run_in_thread", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome.get("value")
 
 
 # --- Users ------------------------------------------------------------------------------------

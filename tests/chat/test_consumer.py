@@ -32,6 +32,11 @@ def _connect_and(path: str, headers, action=None):
         communicator = WebsocketCommunicator(application, path, headers=headers)
         connected, code = await communicator.connect(timeout=SOCKET_CONNECT_TIMEOUT)
         if not connected:
+            # As daphne does after a refusal: the consumer gets its disconnect and ends here. Left
+            # running, it is cancelled when this event loop closes, and a cancel inside the
+            # channel layer's receive can leave that (process-wide) layer waiting on a lock of a
+            # dead loop: the next socket of this process then hangs.
+            await communicator.disconnect()
             return False, code, []
         await communicator.receive_from(timeout=5)  # the "live" marker
         frames = []
