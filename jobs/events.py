@@ -9,16 +9,30 @@ Message (sent with `group_send`, so a consumer method `job_progress` receives it
      the last message]}
 `working` and `finished` list at most MAX_LISTED_IDS ids each (the grid marks those cells).
 A page opened mid-run renders the job from the database (jobs.selectors), then listens.
+
+Open grids of the job's sheet hear it too, on the sheet's group (sheets/events.py), as one
+compact message per progress message (a consumer method `sheet_jobs` receives it):
+    {"type": "sheet.jobs", "sheet_id": int, "job_id": int, "column_id": int (the target),
+     "active": bool (false once the job stops: its marks go),
+     "workers": [{"id", "name", "percent", "url"}: every job running on the sheet, for the
+                 presence bar],
+     "marks": {"<row id>": [state, title] | null}: the target cells of `working` and `finished`
+               rows: "working", "failed" with the reason, or null (written, skipped: unmarked)}
+The runner sends one a heartbeat (JOBS_HEARTBEAT_SECONDS), so a grid gets a few a second at most.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.urls import reverse
 
-from jobs.models import Job
+from jobs.models import Job, JobRow
+from sheets.events import sheet_group
+from sheets.grid import CellMark, GridWorker
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +73,62 @@ def job_progress_message(
     }
 
 
+def job_grid_worker(job: Job) -> GridWorker:
+    """The job as the grid's presence bar shows it, like a collaborator."""
+    return GridWorker(
+        id=job.pk,
+        name=job.name or f"Fill {job.target_title}",
+        percent=job.percent,
+        url=reverse("jobs:detail", args=[job.pk]),
+    )
+
+
+_MARK_STATES = {
+    JobRow.Status.PENDING: "queued",
+    JobRow.Status.RUNNING: "working",
+    JobRow.Status.FAILED: "failed",
+}
+
+
+def job_cell_mark(*, job_id: int, status: str, error: str = "") -> CellMark | None:
+    """How the grid marks a target cell whose JobRow has `status` (None: nothing to show)."""
+    state = _MARK_STATES.get(status)
+    if state is None:
+        return None
+    title = f"failed: {error}" if state == "failed" and error else state
+    return CellMark(state=state, title=title, job_id=job_id)
+
+
+def sheet_jobs_message(*, job: Job, working: list[int], finished: list[int]) -> dict:
+    """The grid's message for one progress message of `job` (two small queries)."""
+    from jobs.selectors import jobs_running_on_sheet  # selectors import this module
+
+    running = jobs_running_on_sheet(sheet_id=job.sheet_id).order_by("pk")
+    workers = [asdict(job_grid_worker(j)) for j in running]
+    active = any(w["id"] == job.pk for w in workers)
+    marks: dict[str, list[str] | None] = {}
+    if active and finished:
+        marks = {str(pk): None for pk in finished}
+        failed = JobRow.objects.filter(
+            job=job, row_id__in=finished, status=JobRow.Status.FAILED
+        ).values_list("row_id", "error")
+        for row_id, error in failed:
+            mark = job_cell_mark(job_id=job.pk, status=JobRow.Status.FAILED, error=error)
+            marks[str(row_id)] = [mark.state, mark.title]
+    if active:
+        for pk in working:
+            marks[str(pk)] = ["working", "working"]
+    return {
+        "type": "sheet.jobs",
+        "sheet_id": job.sheet_id,
+        "job_id": job.pk,
+        "column_id": job.target_column_id,
+        "active": active,
+        "workers": workers,
+        "marks": marks,
+    }
+
+
 def job_progress_send(
     *,
     job: Job,
@@ -70,7 +140,10 @@ def job_progress_send(
         job=job, rows_per_second=rows_per_second, working=working, finished=finished
     )
     try:
-        async_to_sync(get_channel_layer().group_send)(job_group(job.pk), message)
+        layer = get_channel_layer()
+        async_to_sync(layer.group_send)(job_group(job.pk), message)
+        grid = sheet_jobs_message(job=job, working=message["working"], finished=message["finished"])
+        async_to_sync(layer.group_send)(sheet_group(job.sheet_id), grid)
     except Exception as exc:  # progress is a courtesy: the job goes on without Redis
         logger.warning("job %s: progress not sent (%s)", job.pk, exc)
     return message

@@ -3,11 +3,12 @@ from the database, so a page opened or reloaded mid-run starts right, then goes 
 
 from __future__ import annotations
 
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, F, FilteredRelation, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404
 
-from jobs.events import job_progress_message
+from jobs.events import job_cell_mark, job_grid_worker, job_progress_message
 from jobs.models import Job, JobRow
+from sheets.grid import CellMark, GridWorker
 from sheets.selectors import sheet_role_for
 
 
@@ -106,20 +107,50 @@ def jobs_running_on_sheet(*, sheet_id: int) -> QuerySet[Job]:
     ).exclude(started_at=None)
 
 
+MARKED_STATUSES = (JobRow.Status.PENDING, JobRow.Status.RUNNING, JobRow.Status.FAILED)
+
+
+def sheet_job_activity(
+    *, sheet_id: int, row_ids: list[int]
+) -> tuple[list[GridWorker], dict[tuple[int, int], CellMark]]:
+    """The grid's view of the jobs running on a sheet, in one query whatever the rows: each job
+    as a collaborator (name, percent), and the target cells of `row_ids` it has not written yet
+    marked queued / working / failed. (Registered with sheets.grid in jobs/apps.py.)"""
+    jobs = jobs_running_on_sheet(sheet_id=sheet_id).only(
+        "id",
+        "name",
+        "target_column_id",
+        "target_title",
+        "status",
+        "rows_total",
+        "rows_done",
+        "rows_failed",
+        "rows_skipped",
+    )
+    if row_ids:
+        # One row per (job, marked row); a job with none of these rows marked still comes once.
+        marked = FilteredRelation(
+            "rows",
+            condition=Q(rows__row_id__in=row_ids, rows__status__in=list(MARKED_STATUSES)),
+        )
+        jobs = jobs.annotate(marked=marked).annotate(
+            mark_row=F("marked__row_id"),
+            mark_status=F("marked__status"),
+            mark_error=F("marked__error"),
+        )
+    workers: dict[int, GridWorker] = {}
+    marks: dict[tuple[int, int], CellMark] = {}
+    for job in jobs.order_by("pk"):
+        workers.setdefault(job.pk, job_grid_worker(job))
+        if getattr(job, "mark_row", None) is not None:
+            marks[(job.mark_row, job.target_column_id)] = job_cell_mark(
+                job_id=job.pk, status=job.mark_status, error=job.mark_error
+            )
+    return list(workers.values()), marks
+
+
 def job_cell_states(*, sheet_id: int, row_ids: list[int]) -> dict[tuple[int, int], str]:
     """(row id, column id) → "queued" / "working" / "failed" for target cells of running jobs
     that are not written yet (the grid marks them)."""
-    states: dict[tuple[int, int], str] = {}
-    names = {
-        JobRow.Status.PENDING: "queued",
-        JobRow.Status.RUNNING: "working",
-        JobRow.Status.FAILED: "failed",
-    }
-    rows = JobRow.objects.filter(
-        job__in=jobs_running_on_sheet(sheet_id=sheet_id),
-        row_id__in=row_ids,
-        status__in=list(names),
-    ).values_list("row_id", "job__target_column_id", "status")
-    for row_id, column_id, status in rows:
-        states[(row_id, column_id)] = names[status]
-    return states
+    _, marks = sheet_job_activity(sheet_id=sheet_id, row_ids=row_ids)
+    return {key: mark.state for key, mark in marks.items()}

@@ -9,6 +9,11 @@ Presence: who has the sheet open and which cell each is editing, kept in one Red
 (one field per socket, with the time it was last heard from: a socket that died without saying
 goodbye drops out after PRESENCE_TTL). The browser says {"type": "editing", "cell": "c-<row>-<c>"}
 (the cell's DOM id), {"type": "idle"} or {"type": "here"} (a heartbeat).
+
+Work in progress: `sheet.jobs` messages (jobs/events.py) from a running AI job become its chip
+beside the people (name and percent, gone when it ends) and the marks of its target cells
+(queued / working / failed until written), which static/js/grid.js applies; rendered from the
+message alone, with no query per socket.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from html import escape
 
 import redis.asyncio as aioredis
 from channels.db import DatabaseSyncToAsync, database_sync_to_async
@@ -69,6 +75,7 @@ def rows_html(*, sheet_id: int, role: str, event: dict) -> str:
             for r in rows
         ]
         grid.cells_mark_pending(sheet_id=sheet_id, rows=grows)
+        grid.cells_mark_activity(sheet_id=sheet_id, rows=grows)
         added = set(event.get("added", []))
         before = grid.rows_before(sheet_id=sheet_id, rows=[r for r in rows if r.pk in added])
         context = {"sheet": sheet, "editable": editable}
@@ -82,6 +89,19 @@ def rows_html(*, sheet_id: int, role: str, event: dict) -> str:
                 html = f'<tbody hx-swap-oob="{where}">{html}</tbody>'
             parts.append(html)
     return "".join(parts)
+
+
+def job_marks_html(event: dict) -> str:
+    """A job's cell marks for grid.js: {cell id: [state, title] or null}; an ended job's go."""
+    marks = {
+        f"c-{int(row_id)}-{int(event['column_id'])}": mark
+        for row_id, mark in event["marks"].items()
+    }
+    return (
+        f'<template id="grid-marks" data-job="{int(event["job_id"])}" '
+        f'data-active="{"true" if event["active"] else "false"}" '
+        f'data-marks="{escape(json.dumps(marks))}"></template>'
+    )
 
 
 def renumbered_from(*, sheet_id: int, event: dict) -> int:
@@ -151,6 +171,13 @@ class SheetConsumer(AuthenticatedConsumer):
             )
             html = render_to_string("sheets/grid.html#renumber", {"start": start})
             await self.send(text_data=html)
+
+    async def sheet_jobs(self, event: dict) -> None:
+        context = {"workers": event["workers"], "oob": True}
+        html = render_to_string("sheets/grid.html#workers", context)
+        await self.send(text_data=html)
+        if event["marks"] or not event["active"]:
+            await self.send(text_data=job_marks_html(event))
 
     async def presence_changed(self, event: dict) -> None:
         me = self.scope["user"].pk

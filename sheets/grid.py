@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 
@@ -47,6 +48,7 @@ class GridCell:
     readonly: bool
     pending: str = ""  # why the cell shows a value Smartsheet does not hold yet
     depth: int = 0  # how far a primary cell is indented under its parents
+    mark: CellMark | None = None  # a running job is about to fill it
 
     @property
     def html(self) -> SafeString:
@@ -65,11 +67,16 @@ class GridCell:
         if self.pending:
             classes += " pending"
             title = title or self.pending
+        if self.mark is not None:
+            classes += f" job-{self.mark.state}"
+            title = title or self.mark.title
         if not title and kind == "contact_list" and self.value:
             title = str(self.value)
         attrs = f' title="{escape(title)}"' if title else ""
         if column.primary and self.depth:
             attrs += f' style="--depth: {int(self.depth)}"'
+        if self.mark is not None:
+            attrs += f' data-job="{int(self.mark.job_id)}"'
         if kind == "checkbox":
             on = self.value is True
             content = (
@@ -134,6 +141,25 @@ class GridCell:
         return [part.strip() for part in re.split(r"[\n,]", str(self.value)) if part.strip()]
 
 
+@dataclass(frozen=True)
+class CellMark:
+    """A cell a running job is about to fill: "queued", "working" or "failed" (until written)."""
+
+    state: str
+    title: str
+    job_id: int
+
+
+@dataclass(frozen=True)
+class GridWorker:
+    """Something at work on the sheet that the grid shows like a collaborator (an AI job)."""
+
+    id: int
+    name: str
+    percent: int
+    url: str
+
+
 @dataclass
 class GridRow:
     row: Row
@@ -185,6 +211,7 @@ class RowsPage:
     has_more: bool
     total: int | None = None  # counted on the first page only
     columns: list[Column] = field(default_factory=list)
+    workers: list[GridWorker] = field(default_factory=list)
 
     @property
     def next_offset(self) -> int:
@@ -272,6 +299,33 @@ def cells_mark_pending(*, sheet_id: int, rows: list[GridRow]) -> None:
                 cell.pending = "Waiting for Smartsheet: saved here, written there when it answers."
 
 
+# Jobs show in the grid (workers in the presence bar, marks on the cells they will fill), but
+# sheets may not import jobs (the apps depend one way): jobs registers where to read them, from
+# its AppConfig.ready(). (sheet id, row ids) -> (workers, {(row id, column id): mark}), one query.
+ActivitySource = Callable[..., tuple[list[GridWorker], dict[tuple[int, int], CellMark]]]
+_activity_sources: list[ActivitySource] = []
+
+
+def activity_register(source: ActivitySource) -> None:
+    if source not in _activity_sources:
+        _activity_sources.append(source)
+
+
+def cells_mark_activity(*, sheet_id: int, rows: list[GridRow]) -> list[GridWorker]:
+    """Mark the cells running jobs are about to fill; the jobs themselves, for the presence bar."""
+    workers: list[GridWorker] = []
+    marks: dict[tuple[int, int], CellMark] = {}
+    for source in _activity_sources:
+        found, marked = source(sheet_id=sheet_id, row_ids=[r.id for r in rows])
+        workers.extend(found)
+        marks.update(marked)
+    if marks:
+        for grow in rows:
+            for cell in grow.cells:
+                cell.mark = marks.get((grow.id, cell.column.pk))
+    return workers
+
+
 def row_depth(*, row: Row) -> int:
     return row_depths(sheet_id=row.sheet_id, rows=[row]).get(row.pk, 0)
 
@@ -357,12 +411,14 @@ def rows_page(
         for r in fetched
     ]
     cells_mark_pending(sheet_id=sheet.pk, rows=grid_rows)
+    workers = cells_mark_activity(sheet_id=sheet.pk, rows=grid_rows)
     return RowsPage(
         rows=grid_rows,
         offset=offset,
         has_more=has_more,
         total=total,
         columns=columns,
+        workers=workers,
     )
 
 

@@ -242,6 +242,8 @@
 
   // Rows: select, delete (with a confirmation), add.
   const deleteButton = document.querySelector("[data-action=rows-delete]");
+  const runAi = document.querySelector("[data-action=run-ai]");
+  const runAiBase = runAi ? runAi.getAttribute("href") : "";
   const selected = () => Array.from(table.querySelectorAll("tbody input[name=row]:checked"));
   table.addEventListener("change", (event) => {
     if (event.target.dataset.action === "select-all") {
@@ -251,6 +253,11 @@
       const box = tr.querySelector("input[name=row]");
       tr.classList.toggle("selected", !!(box && box.checked));
     });
+    if (runAi) {
+      // The job form starts from the ticked rows ("rows selected in the grid").
+      const rows = selected().map((box) => box.value);
+      runAi.href = rows.length ? `${runAiBase}&rows=${rows.join(",")}` : runAiBase;
+    }
     if (deleteButton) {
       const count = selected().length;
       deleteButton.disabled = count === 0;
@@ -395,6 +402,43 @@
     const sorted = new URLSearchParams(table.dataset.query).has("sort");
     const beyond = !sorted && table.querySelector("tr.more-rows") && numbers.every((n) => n < from);
     if (!beyond) refetchLoaded();
+  });
+  // A running job's target cells (sheets.consumers: "grid-marks"): {cell id: [state, title] or
+  // null}; when the job ends, every cell it marked is unmarked. An open editor is left alone.
+  function markCell(td, job, mark) {
+    if (td.classList.contains("editing") || td.classList.contains("conflicted")) return;
+    if (td.dataset.job) {
+      td.classList.remove("job-queued", "job-working", "job-failed");
+      td.removeAttribute("title");
+      delete td.dataset.job;
+    }
+    if (!mark) return;
+    td.classList.add(`job-${mark[0]}`);
+    td.title = mark[1];
+    td.dataset.job = job;
+  }
+  table.addEventListener("htmx:wsBeforeMessage", (event) => {
+    if (!event.detail.message.startsWith('<template id="grid-marks"')) return;
+    event.preventDefault();
+    const holder = document.createElement("div");
+    holder.innerHTML = event.detail.message;
+    const { job, active, marks } = holder.firstElementChild.dataset;
+    if (active !== "true") {
+      table.querySelectorAll(`td.cell[data-job="${job}"]`).forEach((td) => markCell(td, job, null));
+      return;
+    }
+    for (const [id, mark] of Object.entries(JSON.parse(marks))) {
+      const td = document.getElementById(id);
+      if (td) markCell(td, job, mark);
+    }
+  });
+  // A job that started after this page loaded: its queued cells come with the rows, fetched again.
+  const jobsShown = () => new Set(Array.from(document.querySelectorAll("#grid-workers [data-job]"), (a) => a.dataset.job));
+  let jobsBefore = jobsShown();
+  table.addEventListener("htmx:wsAfterMessage", () => {
+    const now = jobsShown();
+    if ([...now].some((job) => !jobsBefore.has(job))) refetchLoaded();
+    jobsBefore = now;
   });
   // An editor opened while the rows were on their way: they wait until it closes.
   document.body.addEventListener("htmx:beforeSwap", (event) => {
