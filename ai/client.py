@@ -7,7 +7,12 @@ Layers, outermost first:
   waits, a retry-after honoured through the shared limiter, a clean give-up (ThrottledError with
   `retry_after`) when the wait would outlast what the caller allows;
 - per attempt (ai/quota.py): the deployment's breaker is checked first (a refused call takes no
-  limiter slot), then the shared limiters admit it, then the breaker guards the request itself.
+  limiter slot), then the shared limiters admit it, then the breaker guards the request itself;
+- on the HTTP client's hooks, the last thing before a request leaves and the first after an
+  answer arrives: a request finds the deployment paused since it was admitted (another call's
+  429) and waits the pause out without being sent, and a 429's retry-after pauses the
+  deployment for every process before the answer is even parsed. So no request is sent inside
+  a window a 429 announced once that 429 was received.
 
 The package's own retries are off (`max_retries=0`) so retries do not multiply. With Redis (the
 limiters' home) down, a call fails closed with a retryable UnavailableError: no process may
@@ -18,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import os
 import random
 import time
@@ -45,11 +49,17 @@ from ai.errors import (
     UnavailableError,
 )
 from ai.quota import (
+    QuotaPaused,
+    ahold_if_paused,
+    apause_on_refusal,
     deployment_breaker,
     deployment_limiters,
+    hold_if_paused,
+    pause_on_refusal,
     quota_acquire,
     quota_answered,
     quota_settle,
+    retry_after_of,
 )
 from ai.tokens import count_messages
 from core.breakers import seconds_until_trial
@@ -87,13 +97,23 @@ def openai_client(*, asynchronous: bool = False) -> openai.AzureOpenAI | openai.
 def _client(
     endpoint: str, api_key: str, api_version: str, timeout: float, asynchronous: bool
 ) -> openai.AzureOpenAI | openai.AsyncAzureOpenAI:
-    cls = openai.AsyncAzureOpenAI if asynchronous else openai.AzureOpenAI
+    if asynchronous:
+        cls = openai.AsyncAzureOpenAI
+        http_client = openai.DefaultAsyncHttpxClient(
+            event_hooks={"request": [ahold_if_paused], "response": [apause_on_refusal]}
+        )
+    else:
+        cls = openai.AzureOpenAI
+        http_client = openai.DefaultHttpxClient(
+            event_hooks={"request": [hold_if_paused], "response": [pause_on_refusal]}
+        )
     return cls(
         azure_endpoint=endpoint,
         api_key=api_key,
         api_version=api_version,
         max_retries=0,
         timeout=openai.Timeout(timeout, connect=_CONNECT_TIMEOUT),
+        http_client=http_client,
     )
 
 
@@ -229,17 +249,33 @@ def _send_retrying(
             # The client first: time between being admitted and sending is time the service
             # may count in a different window than we did.
             create = openai_client().chat.completions.with_raw_response.create
-            reservations = quota_acquire(
-                deployment=deployment, cost=cost, deadline=deadline, max_wait=max_wait
-            )
-            try:
-                with breaker.calling():
-                    raw = create(model=deployment.name, messages=messages, **kwargs)
-            except pybreaker.CircuitBreakerError as exc:
-                raise _breaker_open(deployment) from exc
-            except (openai.APIStatusError, openai.APIConnectionError) as exc:
-                reservations = quota_answered(reservations)
-                raise _failed(deployment, exc, reservations) from exc
+            while True:
+                reservations = quota_acquire(
+                    deployment=deployment, cost=cost, deadline=deadline, max_wait=max_wait
+                )
+                try:
+                    with breaker.calling():
+                        raw = create(model=deployment.name, messages=messages, **kwargs)
+                except pybreaker.CircuitBreakerError as exc:
+                    raise _breaker_open(deployment) from exc
+                except (QuotaPaused, openai.APIConnectionError) as exc:
+                    # The hooks' errors arrive as they are or wrapped, by package version.
+                    cause = exc if isinstance(exc, QuotaPaused) else exc.__cause__
+                    if isinstance(cause, redis.RedisError):
+                        raise cause from exc
+                    if not isinstance(cause, QuotaPaused):
+                        reservations = quota_answered(reservations)
+                        raise _failed(deployment, exc, reservations) from exc
+                    # Paused by another call's 429 since we were admitted; nothing was sent.
+                    # Give the slot back: acquiring again waits the pause out (or gives up
+                    # past the deadline). Not an attempt: the service saw nothing.
+                    reservations[0].adjust(0)
+                    reservations[1].adjust(0)
+                    continue
+                except openai.APIStatusError as exc:
+                    reservations = quota_answered(reservations)
+                    raise _failed(deployment, exc, reservations) from exc
+                break
             reservations = quota_answered(reservations)
         except redis.RedisError as exc:
             logger.warning("Redis unreachable, Azure OpenAI request not sent: %s", exc)
@@ -312,21 +348,6 @@ def _log_backoff(details: dict[str, Any]) -> None:
     )
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds the service asked us to wait: retry-after-ms first, then retry-after."""
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / scale
-        except ValueError:
-            continue
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    return None
-
-
 def _failed(
     deployment: Deployment,
     exc: openai.APIStatusError | openai.APIConnectionError,
@@ -384,11 +405,8 @@ def _failed(
             "lower max_tokens.",
             deployment=name,
         )
-    retry_after = _retry_after(headers)
-    if status == 429 or (retry_after is not None and status >= 500):
-        requests_limiter, _ = deployment_limiters(deployment)
-        # Nobody sends to this deployment until the window the service announced has passed.
-        requests_limiter.pause(retry_after if retry_after is not None else 1.0)
+    # A 429's pause was set by pause_on_refusal when its headers arrived.
+    retry_after = retry_after_of(headers)
     if reservations is not None and status == 429:
         reservations[1].adjust(0)  # a refused request is not charged
     retryable = status in _RETRYABLE_STATUS or status >= 500

@@ -5,7 +5,9 @@ breaker, never the one the running app uses, and two resources' quotas never mix
 
 - limiters (Redis): requests per short window (Azure enforces RPM per 10 s) and tokens per
   minute, each request charged its prompt + max_tokens before it is sent, corrected once its
-  usage is known. A 429's retry-after pauses the deployment for every process.
+  usage is known. A 429's retry-after pauses the deployment for every process the moment its
+  headers arrive (`quota_pause`), and every request checks for a pause once more as the last
+  step before it leaves (`quota_gate`): one admitted earlier never goes out inside the window.
 - breaker (Redis state): counts outages only (5xx, timeouts, connection errors).
 """
 
@@ -15,9 +17,12 @@ import contextlib
 import hashlib
 import logging
 import math
+import re
 import time
+import uuid
 from collections.abc import Mapping
 
+import httpx
 import openai
 import pybreaker
 import redis
@@ -38,6 +43,42 @@ def _endpoint_key() -> str:
     return hashlib.sha256(endpoint.encode()).hexdigest()[:12]
 
 
+class QuotaPaused(Exception):
+    """Raised as the last step before sending: a 429 paused the deployment since this request
+    was admitted. Nothing was sent; the caller waits the pause out and asks again."""
+
+    def __init__(self, deployment: str, wait: float) -> None:
+        super().__init__(f"deployment {deployment!r} is paused for another {wait:.2f}s")
+        self.wait = wait
+
+
+def _requests_limiter_name(deployment_name: str) -> str:
+    return f"azure-openai:{_endpoint_key()}:{deployment_name}:requests"
+
+
+def _pause_keeper(deployment_name: str) -> SlidingWindowLimiter:
+    # The requests limiter's keys; its limit plays no part in a pause or the gate.
+    return SlidingWindowLimiter(_requests_limiter_name(deployment_name), 1)
+
+
+def quota_gate(*, deployment_name: str) -> float:
+    """Let a request go now unless the deployment is paused (raise QuotaPaused).
+
+    Returns the moment it passed, on Redis's clock. The check and a pause are one Redis script
+    each, so a request that passes went out before any pause set after a 429 was received.
+    """
+    sent_at, wait = _pause_keeper(deployment_name).gate()
+    if sent_at is None:
+        raise QuotaPaused(deployment_name, wait)
+    return sent_at
+
+
+def quota_pause(*, deployment_name: str, seconds: float) -> tuple[float, float] | None:
+    """Send nothing to the deployment for `seconds`, from every process; (start, end) of the
+    pause on Redis's clock, None when there is none."""
+    return _pause_keeper(deployment_name).pause_from(seconds)
+
+
 def deployment_limiters(
     deployment: Deployment,
 ) -> tuple[SlidingWindowLimiter, SlidingWindowLimiter]:
@@ -49,12 +90,18 @@ def deployment_limiters(
     # later, and one that travels faster than the request it follows would land in a window the
     # service still counts as full.
     return (
-        SlidingWindowLimiter(f"{name}:requests", per_window, window * _WINDOW_MARGIN),
+        SlidingWindowLimiter(
+            _requests_limiter_name(deployment.name), per_window, window * _WINDOW_MARGIN
+        ),
         SlidingWindowLimiter(f"{name}:tokens", deployment.tpm, 60.0 * _WINDOW_MARGIN),
     )
 
 
 def is_outage(exc: BaseException) -> bool:
+    if isinstance(exc, openai.APIConnectionError) and isinstance(
+        exc.__cause__, QuotaPaused | redis.RedisError
+    ):
+        return False  # stopped on our side before anything was sent
     if isinstance(exc, openai.APIConnectionError):  # timeouts included
         return True
     return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
@@ -183,3 +230,69 @@ def _settle(
         gap = requests_limiter.limit - requests_limiter.usage() - service_remaining
         if gap > 0:
             requests_limiter.try_acquire(gap)
+
+
+# --- The HTTP client's hooks (ai/client.py installs them) ----------------------------------
+
+
+def retry_after_of(headers: Mapping[str, str]) -> float | None:
+    """Seconds the service asked us to wait: retry-after-ms first, then retry-after."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) / scale
+        except ValueError:
+            continue
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None
+
+
+_DEPLOYMENT_IN_PATH = re.compile(r"/openai/deployments/([^/]+)/")
+
+
+def _deployment_named(request: httpx.Request) -> str | None:
+    match = _DEPLOYMENT_IN_PATH.search(request.url.path)
+    return match.group(1) if match else None
+
+
+def hold_if_paused(request: httpx.Request) -> None:
+    """The last step before a request leaves: raise QuotaPaused (the package wraps it in an
+    APIConnectionError; ai/client.py waits and sends again) if a 429 paused the deployment since
+    the request was admitted. `workbench.sent_at` notes when it passed (Redis's clock)."""
+    name = _deployment_named(request)
+    if name is not None:
+        request.extensions["workbench.sent_at"] = quota_gate(deployment_name=name)
+        # Azure's correlation header: it names the request in the service's logs (and ours).
+        request.headers["x-ms-client-request-id"] = str(uuid.uuid4())
+
+
+def pause_on_refusal(response: httpx.Response) -> None:
+    """A 429 (or a 5xx with retry-after) pauses the deployment as soon as its headers are in,
+    before the package parses it: every request that checks the gate from now on waits.
+    `workbench.paused` notes the pause's (start, end) on the request (Redis's clock)."""
+    status = response.status_code
+    retry_after = retry_after_of(response.headers)
+    if not (status == 429 or (retry_after is not None and status >= 500)):
+        return
+    name = _deployment_named(response.request)
+    if name is None:
+        return
+    try:
+        pause = quota_pause(
+            deployment_name=name, seconds=retry_after if retry_after is not None else 1.0
+        )
+    except redis.RedisError as exc:  # the answer still reaches the caller, who retries
+        logger.warning("Redis unreachable: a 429 from %s paused nobody (%s)", name, exc)
+        return
+    response.request.extensions["workbench.paused"] = pause
+
+
+async def ahold_if_paused(request: httpx.Request) -> None:
+    hold_if_paused(request)
+
+
+async def apause_on_refusal(response: httpx.Response) -> None:
+    pause_on_refusal(response)

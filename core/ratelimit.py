@@ -78,6 +78,7 @@ return now
 """
 
 # KEYS: [1] pause-until. ARGV: [1] ms. Only ever extends a pause.
+# Returns {its end in ms, now in µs} (µs: a check in the same ms, before or after, is told apart).
 _PAUSE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -86,7 +87,19 @@ local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if until_ms > current then
   redis.call('SET', KEYS[1], until_ms, 'PX', tonumber(ARGV[1]) + 1000)
 end
-return until_ms
+return {until_ms, tonumber(t[1]) * 1000000 + tonumber(t[2])}
+"""
+
+# KEYS: [1] pause-until. Returns {0, now in µs} when not paused, else {1, µs left in the pause}.
+# Atomic with _PAUSE: a request that checks after a pause was set sees it.
+_GATE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local paused = tonumber(redis.call('GET', KEYS[1]) or '0') * 1000
+if paused > now then
+  return {1, paused - now}
+end
+return {0, now}
 """
 
 _USAGE = """
@@ -203,9 +216,26 @@ class SlidingWindowLimiter:
 
         Returns when the pause ends, in seconds on Redis's clock (None for no pause).
         """
+        paused = self.pause_from(seconds)
+        return None if paused is None else paused[1]
+
+    def pause_from(self, seconds: float) -> tuple[float, float] | None:
+        """pause(), returning (when it was set, when it ends) on Redis's clock."""
         if seconds <= 0:
             return None
-        return int(self._redis.eval(_PAUSE, 1, self.keys[1], int(seconds * 1000))) / 1000
+        until_ms, now_us = self._redis.eval(_PAUSE, 1, self.keys[1], int(seconds * 1000))
+        return int(now_us) / 1_000_000, int(until_ms) / 1000
+
+    def gate(self) -> tuple[float | None, float]:
+        """Check for a pause right before a request goes out (an admitted request may wait in
+        its process while another one's 429 arrives).
+
+        (the moment it passed, on Redis's clock; 0) when not paused, else (None, seconds left).
+        """
+        paused, value = self._redis.eval(_GATE, 1, self.keys[1])
+        if paused:
+            return None, int(value) / 1_000_000
+        return int(value) / 1_000_000, 0.0
 
     def paused_for(self) -> float:
         """Seconds left in a pause, 0 when not paused."""

@@ -4,10 +4,10 @@ Inside one Celery task (or `manage.py run_job`):
 - the main thread claims the job with a fresh run token (`UPDATE … WHERE status = 'queued'`),
   then claims rows (pending → running) a batch at a time and keeps up to JOBS_MAX_IN_FLIGHT
   model calls going on a pool of threads; the shared limiter in ai/quota.py makes each call
-  wait for its slot, so the pool only needs to be big enough to fill the quota;
+  wait for its slot, so the pool only needs to be big enough to fill the quota (jobs/pool.py);
 - each thread stores its row's answer on the JobRow (conditionally) before anything is written;
 - a writer thread flushes answered rows (jobs/writer.py) once JOBS_FLUSH_ROWS wait, or when
-  the oldest has waited JOBS_FLUSH_SECONDS, while the calls go on;
+  the oldest has waited JOBS_FLUSH_SECONDS, while the calls go on (jobs/flushes.py);
 - every JOBS_HEARTBEAT_SECONDS the main thread beats, re-reads the status (a pause or cancel takes
   effect within a second: no new calls, the answered rows are written on pause), refreshes the
   counts and publishes progress. A run whose token is gone (the sweep re-queued the job) stops.
@@ -27,21 +27,19 @@ import uuid
 from collections.abc import Callable
 
 from django.conf import settings
-from django.db import connections
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ai.calls import CallContext
 from ai.schema import Column as OutputColumn
-from jobs.answers import Answer, answer_store
 from jobs.events import job_progress_send
+from jobs.flushes import Flushes
 from jobs.models import Job, JobRow
+from jobs.pool import ModelCalls
 from jobs.scheduling import priority_announce, priority_leave
 from jobs.services import job_counts_refresh, job_enqueue, job_rows_close
-from jobs.writer import FlushResult, job_rows_flush_safely
-from sheets.client import MAX_ROWS_PER_REQUEST
-from sheets.models import Column, Row
+from sheets.models import Column
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +71,9 @@ def job_run(
     return JobRunner(job=job, token=token, on_progress=on_progress, sliced=sliced).run()
 
 
-class JobRunner:
+class JobRunner(ModelCalls, Flushes):
+    """One run of one job: setup, the main loop, control and progress, the end."""
+
     def __init__(
         self,
         *,
@@ -151,39 +151,6 @@ class JobRunner:
         )
         return True
 
-    # --- threads --------------------------------------------------------------------------
-
-    def _ask(self) -> None:
-        try:
-            while True:
-                item = self.tasks.get()
-                if item is None:
-                    return
-                self.results.put(
-                    answer_store(
-                        job=self.job,
-                        inputs=self.inputs,
-                        target=self.target,
-                        output=self.output,
-                        context=self.context,
-                        job_row_id=item[0],
-                        row=item[1],
-                    )
-                )
-        finally:
-            connections.close_all()
-
-    def _write(self) -> None:
-        try:
-            while True:
-                ids = self.flushes.get()
-                if ids is None:
-                    return
-                outcome = job_rows_flush_safely(job=self.job, target=self.target, ids=ids)
-                self.results.put(("flushed", ids, outcome))
-        finally:
-            connections.close_all()
-
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self) -> str:
@@ -244,75 +211,6 @@ class JobRunner:
                 self.requeue_delay = settings.JOBS_REQUEUE_DELAY
                 return
 
-    def _flush_count(self, idle: bool, since_flush: float) -> int:
-        """How many answered rows to write now (0: keep collecting).
-
-        A flush costs one read plus one write per 500 rows: at JOBS_FLUSH_ROWS (1,000) a flush
-        that is 3 calls per 1,000 rows. Smaller flushes happen only when the run winds down or
-        an answer has waited JOBS_FLUSH_SECONDS.
-        """
-        waiting = len(self.ready)
-        if waiting and (idle or since_flush >= settings.JOBS_FLUSH_SECONDS):
-            return waiting
-        if waiting >= settings.JOBS_FLUSH_ROWS:
-            # Whole requests: 1,003 waiting go out as 1,000, not as 500 + 500 + 3.
-            return max(MAX_ROWS_PER_REQUEST, waiting // MAX_ROWS_PER_REQUEST * MAX_ROWS_PER_REQUEST)
-        return 0
-
-    def _dispatch(self) -> None:
-        budget_room = self._budget_room()
-        want = min(self.limit - len(self.in_flight), self.job.batch_size, budget_room)
-        if want <= 0:
-            return
-        ids = list(
-            JobRow.objects.filter(job=self.job, status=JobRow.Status.PENDING)
-            .order_by("row_number", "pk")
-            .values_list("pk", flat=True)[:want]
-        )
-        if not ids:
-            if not self.in_flight:
-                self.no_more_rows = True
-            return
-        JobRow.objects.filter(pk__in=ids, status=JobRow.Status.PENDING).update(
-            status=JobRow.Status.RUNNING, attempts=F("attempts") + 1
-        )
-        claimed = dict(
-            JobRow.objects.filter(
-                pk__in=ids, status=JobRow.Status.RUNNING, has_output=False
-            ).values_list("pk", "row_id")
-        )
-        rows = Row.objects.in_bulk(list(claimed.values()))
-        for job_row_id, row_id in claimed.items():
-            row = rows.get(row_id)
-            if row is None:
-                JobRow.objects.filter(pk=job_row_id).update(
-                    status=JobRow.Status.SKIPPED, error="The row was deleted from the sheet."
-                )
-                self.finished.append(row_id)
-                continue
-            self.in_flight[job_row_id] = row_id
-            self.tasks.put((job_row_id, row))
-
-    def _budget_room(self) -> int:
-        budget = self.job.budget
-        if budget is None:
-            return 1 << 30
-        answered = self.answered_before + self.answered_this_run
-        if self.spent and answered:
-            per_row = self.spent / answered
-        elif self.job.estimated_cost and self.job.rows_total:
-            per_row = self.job.estimated_cost / self.job.rows_total
-        else:
-            return 1 << 30
-        room = int((budget - self.spent) / per_row) - len(self.in_flight) if per_row else 1 << 30
-        if room <= 0 and not self.in_flight:
-            self._stop(
-                "budget",
-                f"Paused at the budget of ${budget}: ${self.spent:.4f} spent. Raise the budget "
-                "and resume to continue.",
-            )
-        return room
-
     def _collect(self, timeout: float) -> None:
         try:
             item = self.results.get(timeout=timeout)
@@ -327,66 +225,6 @@ class JobRunner:
                 item = self.results.get_nowait()
             except queue.Empty:
                 return
-
-    def _answered(self, answer: Answer) -> None:
-        self.in_flight.pop(answer.job_row_id, None)
-        self.spent += answer.cost
-        if answer.kind == "ok":
-            self.ready.append(answer.job_row_id)
-            self.answered_this_run += 1
-            self._early(failed=False, message="")
-        elif answer.kind == "item":
-            self.finished.append(answer.row_id)
-            self.answered_this_run += 1
-            self._early(failed=True, message=answer.message)
-        elif answer.kind == "retry":
-            self.throttled_until = time.monotonic() + (answer.retry_after or 1.0)
-            gave_up = JobRow.objects.filter(
-                pk=answer.job_row_id,
-                status=JobRow.Status.RUNNING,
-                attempts__gte=settings.JOBS_ROW_MAX_ATTEMPTS,
-            ).update(
-                status=JobRow.Status.FAILED,
-                error=f"{answer.message} (gave up after {settings.JOBS_ROW_MAX_ATTEMPTS} tries; "
-                "retry failed rows later)",
-            )
-            if gave_up:
-                self.finished.append(answer.row_id)
-            else:
-                JobRow.objects.filter(
-                    pk=answer.job_row_id, status=JobRow.Status.RUNNING, has_output=False
-                ).update(status=JobRow.Status.PENDING)
-        elif answer.kind == "run":
-            JobRow.objects.filter(
-                pk=answer.job_row_id, status=JobRow.Status.RUNNING, has_output=False
-            ).update(status=JobRow.Status.PENDING)
-            self._stop("failed", answer.message)
-
-    def _early(self, *, failed: bool, message: str) -> None:
-        window = settings.JOBS_EARLY_ROWS
-        if self.early_seen >= window:
-            return
-        self.early_seen += 1
-        self.early_failed += int(failed)
-        if self.early_failed > window * settings.JOBS_EARLY_FAILURE_RATIO:
-            self._stop(
-                "failed",
-                f"Stopped: {self.early_failed} of the first {self.early_seen} rows failed. The "
-                f"last reason: {message} Check the prompt and the target column, then retry "
-                "the failed rows.",
-            )
-
-    def _flushed(self, ids: list[int], outcome: FlushResult | Exception) -> None:
-        self.flushing = False
-        if isinstance(outcome, Exception):
-            self.flush_failures += 1
-            self.ready = ids + self.ready
-            wait = getattr(outcome, "retry_after", None) or settings.JOBS_FLUSH_SECONDS
-            self.flush_not_before = time.monotonic() + wait
-            logger.info("job %s: %d rows not written yet (%s)", self.job.pk, len(ids), outcome)
-            return
-        self.flush_failures = 0
-        self.finished.extend([*outcome.written, *outcome.skipped, *outcome.failed])
 
     # --- heartbeat, control, progress -------------------------------------------------------
 

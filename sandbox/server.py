@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import orjson
@@ -40,6 +41,9 @@ def control_routes(state: SandboxState, smartsheet: SmartsheetService) -> list[B
     async def stats(request: Request) -> Response:
         return _json({**state.stats.snapshot(), "faults": state.faults.summary()})
 
+    async def requests_logged(request: Request) -> Response:
+        return _json({"requests": state.requests.entries(request.query_params.get("service"))})
+
     async def reset(request: Request) -> Response:
         state.reset()
         return _json({"reset": True, "seed": state.seed})
@@ -54,10 +58,58 @@ def control_routes(state: SandboxState, smartsheet: SmartsheetService) -> list[B
     return [
         Route("/config", config, methods=["GET", "POST"]),
         Route("/stats", stats, methods=["GET"]),
+        Route("/requests", requests_logged, methods=["GET"]),
         Route("/reset", reset, methods=["POST"]),
         Route("/flush", flush, methods=["POST"]),
         *faults.fault_routes(state.faults),
     ]
+
+
+_SERVICES = (("/2.0/", "smartsheet"), ("/openai/", "openai"))
+
+
+class _RequestLogMiddleware:
+    """Logs each Smartsheet and Azure OpenAI request: when it arrived and when its answer
+    started (time.time(), the host's wall clock, which Redis's TIME also reads), its status and
+    the retry-after it announced, and the client's `x-ms-client-request-id` (Azure) or
+    `x-request-id`."""
+
+    def __init__(self, app, log) -> None:
+        self.app = app
+        self.log = log
+
+    async def __call__(self, scope, receive, send) -> None:
+        path = scope.get("path", "")
+        service = next((name for prefix, name in _SERVICES if path.startswith(prefix)), None)
+        if scope["type"] != "http" or service is None:
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        entry = {
+            "service": service,
+            "method": scope["method"],
+            "path": path,
+            "arrived": time.time(),
+            "request_id": (
+                headers.get(b"x-ms-client-request-id") or headers.get(b"x-request-id") or b""
+            ).decode()
+            or None,
+            "status": None,
+            "answered": None,
+            "retry_after_ms": None,
+        }
+        self.log.add(entry)  # on arrival: a request never answered (a timeout fault) shows too
+
+        async def logging_send(message) -> None:
+            if message["type"] == "http.response.start":
+                entry["status"] = message["status"]
+                answer = dict(message.get("headers") or [])
+                entry["answered"] = time.time()
+                if b"retry-after-ms" in answer:
+                    entry["retry_after_ms"] = int(answer[b"retry-after-ms"])
+            await send(message)
+
+        await self.app(scope, receive, logging_send)
 
 
 def build_app(seed: str) -> Starlette:
@@ -79,6 +131,7 @@ def build_app(seed: str) -> Starlette:
         await smartsheet.close()
 
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(_RequestLogMiddleware, log=state.requests)
     app.state.sandbox = state
     app.state.smartsheet = smartsheet
     return app

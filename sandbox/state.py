@@ -178,6 +178,27 @@ class Stats:
             return {"services": services}
 
 
+class RequestLog:
+    """The last `size` requests to Smartsheet and Azure OpenAI, with wall-clock times, so a test
+    can tell when each arrived relative to a 429 (`GET /_sandbox/requests`)."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._lock = threading.Lock()
+        self._entries: deque[dict[str, Any]] = deque(maxlen=size)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def add(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self, service: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self._entries if service is None or e["service"] == service]
+
+
 def _merge(base: dict[str, Any], partial: dict[str, Any], defaults: Any, path: str) -> None:
     """Deep-merge `partial` into `base`, refusing keys and types the defaults do not know.
 
@@ -249,6 +270,7 @@ class SandboxState:
         self.seed = seed
         self.config: dict[str, Any] = copy.deepcopy(DEFAULT_CONFIG)
         self.stats = Stats()
+        self.requests = RequestLog()
         self.faults = FaultQueue()  # scripted faults (sandbox/faults.py)
         self._reset_callbacks: list[Callable[[], None]] = []
         # Each section may add checks beyond the type checks every key gets.
@@ -280,6 +302,7 @@ class SandboxState:
         """Back to the seed: default config, zeroed stats, then every registered callback."""
         self.config = copy.deepcopy(DEFAULT_CONFIG)
         self.stats.clear()
+        self.requests.clear()
         self.faults.reset()
         for callback in self._reset_callbacks:
             callback()

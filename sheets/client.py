@@ -5,7 +5,10 @@ Every HTTP request the SDK makes passes through `_WorkbenchSmartsheet.request_wi
    (checked first: a refused call takes no limiter slot and waits for none);
 2. the Redis sliding-window limiter shared by every web and worker process (300/min per token by
    default, cell history costs 10) — waiting here is cheaper than a 429;
-3. one attempt through the SDK's own session, with a request timeout (the SDK sets none);
+3. one attempt through the SDK's own session, with a request timeout (the SDK sets none). Its
+   transport adapter is the last step before the wire and the first after: a request waits
+   there while a pause is on (another request's 429 since it was admitted), and a 429 pauses
+   every process the moment it arrives, so none is sent inside that pause once it was received;
 4. `backoff` retries (exponential, full jitter, bounded) on 4001-4004 and connection errors.
 The SDK's own retry loop is switched off: it would retry inside one limiter slot and multiply
 with ours. Breaker and limiter belong to one API base and token: a command run against a wrong
@@ -24,6 +27,8 @@ import hashlib
 import json
 import logging
 import threading
+import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,12 +86,34 @@ class _NoSdkRetry(AbstractUserCalcBackoff):
 
 
 class _TimeoutMixin:
+    """The transport's part: a timeout on every request, the pause checked just before sending
+    and set as soon as a 429 arrives. `workbench_sent_at` (on the request) and `workbench_paused`
+    (on the response: start, end) note both on Redis's clock."""
+
     timeout: float | tuple[float, float]
 
     def send(self, request, **kwargs):
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
-        return super().send(request, **kwargs)
+        limiter = smartsheet_limiter()
+        while True:
+            sent_at, wait = limiter.gate()
+            if sent_at is not None:
+                break
+            time.sleep(wait)
+        request.workbench_sent_at = sent_at
+        # Names the request in the logs of both sides (Smartsheet ignores it).
+        request.headers["X-Request-Id"] = uuid.uuid4().hex
+        response = super().send(request, **kwargs)
+        if response.status_code == 429:
+            # No Retry-After from Smartsheet: pause every process a little.
+            seconds = settings.SMARTSHEET_RATE_LIMIT_PAUSE
+            try:
+                until = limiter.pause(seconds)
+                response.workbench_paused = None if until is None else (until - seconds, until)
+            except redis.RedisError as exc:  # the 429 still reaches the retry loop
+                logger.warning("Redis unreachable: a Smartsheet 429 paused nobody (%s)", exc)
+        return response
 
 
 class _TimeoutHTTPAdapter(_TimeoutMixin, HTTPAdapter):
@@ -131,7 +158,8 @@ def smartsheet_breaker() -> pybreaker.CircuitBreaker:
         f"smartsheet:{_account_key()}",
         fail_max=settings.SMARTSHEET_BREAKER_FAIL_MAX,
         reset_timeout=settings.SMARTSHEET_BREAKER_RESET_TIMEOUT,
-        exclude=[_RateLimited],
+        # A Redis error in the transport (the pause check) is ours, not Smartsheet's.
+        exclude=[_RateLimited, redis.RedisError],
     )
 
 
@@ -254,8 +282,7 @@ class _WorkbenchSmartsheet(smartsheet.Smartsheet):
                 if isinstance(result, OperationErrorResult):
                     code, message = _error_code(result)
                     if code == RATE_LIMITED:
-                        # No Retry-After from Smartsheet: pause every process a little.
-                        limiter.pause(settings.SMARTSHEET_RATE_LIMIT_PAUSE)
+                        # The transport paused every process when the 429 arrived.
                         raise _RateLimited(result, code, message)
                     if code in TRANSIENT_CODES or result.resp.status_code >= 500:
                         raise _Transient(result, code, message)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 import pytest
 
+from ai.client import openai_client
 from jobs.events import job_group
 from jobs.models import Job
 from jobs.runner import job_run
+from sheets.client import _TimeoutMixin
 from tests.ai.conftest import openai_stats, quota
 from tests.jobs.conftest import (
     SUMMARY_PROMPT,
@@ -36,9 +41,81 @@ def test_a_thousand_rows_cost_at_most_three_smartsheet_calls(editor, feedback, s
     assert None not in values.values() and len(values) == 1000
 
 
+class _Watch:
+    """What our clients did, on Redis's clock: when each request passed the pause check (by its
+    request id) and the pauses the 429s they received set (start, end)."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, float] = {}
+        self.pauses: list[tuple[float, float]] = []
+
+    def sent_inside_a_pause(self) -> list[tuple[str, float]]:
+        return [
+            (rid, at) for rid, at in self.sent.items() if any(p <= at < u for p, u in self.pauses)
+        ]
+
+
+@contextlib.contextmanager
+def _watching_azure():
+    """Observes the openai package's HTTP client (hooks after ours; nothing is changed)."""
+    watch = _Watch()
+
+    def on_request(request):
+        watch.sent[request.headers["x-ms-client-request-id"]] = request.extensions[
+            "workbench.sent_at"
+        ]
+
+    def on_response(response):
+        pause = response.request.extensions.get("workbench.paused")
+        if pause:
+            watch.pauses.append(pause)
+
+    http = openai_client()._client
+    hooks = http.event_hooks
+    http.event_hooks = {
+        "request": [*hooks["request"], on_request],
+        "response": [*hooks["response"], on_response],
+    }
+    try:
+        yield watch
+    finally:
+        http.event_hooks = hooks
+
+
+@contextlib.contextmanager
+def _watching_smartsheet(monkeypatch):
+    """Observes the SDK's transport adapter (calls through to it; nothing is changed)."""
+    watch = _Watch()
+    send = _TimeoutMixin.send
+
+    def watching_send(self, request, **kwargs):
+        response = send(self, request, **kwargs)
+        watch.sent[request.headers["X-Request-Id"]] = request.workbench_sent_at
+        pause = getattr(response, "workbench_paused", None)
+        if pause:
+            watch.pauses.append(pause)
+        return response
+
+    monkeypatch.setattr(_TimeoutMixin, "send", watching_send)
+    yield watch
+
+
+def _logged_inside_a_pause(sandbox, service: str, watch: _Watch, since: float) -> list[dict]:
+    """Requests the sandbox saw arrive inside a pause, each with the pause it arrived in."""
+    logged = sandbox.control("GET", "requests", params={"service": service}).json()["requests"]
+    inside = []
+    for entry in logged:
+        if entry["arrived"] < since:
+            continue
+        for start, end in watch.pauses:
+            if start <= entry["arrived"] < end:
+                inside.append({**entry, "pause_start": start})
+    return inside
+
+
 @pytest.mark.django_db(transaction=True)
-def test_injected_429s_from_azure_and_smartsheet_delay_the_job_but_lose_nothing(
-    editor, feedback, sandbox, settings
+def test_injected_429s_delay_the_job_and_no_request_is_sent_inside_a_window_once_a_429_came(
+    editor, feedback, sandbox, settings, monkeypatch
 ):
     sandbox.configure(
         openai={"fail_rate": 0.3, "fail_kinds": ["rate_limit"], "retry_after_ms": 200},
@@ -47,23 +124,32 @@ def test_injected_429s_from_azure_and_smartsheet_delay_the_job_but_lose_nothing(
     settings.SMARTSHEET_RATE_LIMIT_PAUSE = 0.2
     settings.AZURE_OPENAI_MAX_ATTEMPTS = 6
     settings.JOBS_MAX_IN_FLIGHT = 4
+    settings.JOBS_FLUSH_SECONDS = 0.1  # many small flushes: more Smartsheet 429s to ride out
     rows = first_rows(feedback, 40)
     job = created(editor, spec(feedback, selection="rows", row_ids=rows))
+    since = time.time()
 
-    assert job_run(job_id=job.pk) == Job.Status.COMPLETED
+    with _watching_azure() as azure, _watching_smartsheet(monkeypatch) as smartsheet:
+        assert job_run(job_id=job.pk) == Job.Status.COMPLETED
 
     job.refresh_from_db()
     assert job.rows_done == 40
     counters = openai_stats(sandbox)["counters"]
     refused = counters.get("injected_failures.gpt-4o-mini", 0)
-    assert refused > 0
-    # Every retry waited out its retry-after: the model was asked once per row plus once per
-    # 429. Requests that reach the sandbox inside a window are only those another thread had
-    # already sent when the 429 came back (at most the other calls in flight).
+    assert refused > 0 and len(azure.pauses) == refused
+    assert smartsheet_stats(sandbox)["injected_failures"] > 0 and smartsheet.pauses
+    # Every retry waited out its retry-after: the model was asked once per row plus once per 429.
     assert counters["requests.gpt-4o-mini"] == 40 + refused
-    inside = counters.get("requests_inside_retry_window", 0)
-    assert inside <= refused * (settings.JOBS_MAX_IN_FLIGHT - 1)
-    assert smartsheet_stats(sandbox)["injected_failures"] > 0
+    # Once a 429 was received, no request left inside the window it announced, from any thread.
+    assert azure.sent_inside_a_pause() == []
+    assert smartsheet.sent_inside_a_pause() == []
+    # The sandbox's log agrees: what arrived inside a window had been sent before it began
+    # (already in flight when the 429 came back), and every request it saw passed our check.
+    for service, watch in (("openai", azure), ("smartsheet", smartsheet)):
+        for entry in _logged_inside_a_pause(sandbox, service, watch, since):
+            assert watch.sent[entry["request_id"]] < entry["pause_start"], entry
+    logged = sandbox.control("GET", "requests", params={"service": "openai"}).json()["requests"]
+    assert {e["request_id"] for e in logged if e["arrived"] >= since} == set(azure.sent)
     assert None not in remote_values(sandbox, feedback, "Sentiment", rows).values()
 
 

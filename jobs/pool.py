@@ -1,0 +1,184 @@
+"""The runner's model calls: rows claimed a batch at a time, a pool of threads asking the model.
+
+JobRunner (jobs/runner.py) mixes this in. The main thread claims rows (pending → running) and
+keeps up to its limit of calls going; the shared limiter in ai/quota.py makes each call wait for
+its slot, so the pool only needs to be big enough to fill the quota. Each thread stores its row's
+answer on the JobRow (conditionally, jobs/answers.py) before anything is written, and hands the
+Answer back on `results`, which the main thread turns into row states, the budget and the
+early-failure check.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import connections
+from django.db.models import F
+
+from jobs.answers import Answer, answer_store
+from jobs.models import JobRow
+from sheets.models import Row
+
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+    from ai.calls import CallContext
+    from ai.schema import Column as OutputColumn
+    from jobs.models import Job
+    from sheets.models import Column
+
+
+class ModelCalls:
+    """The in-flight half of a run: which rows go to the model next, and what came back."""
+
+    job: Job
+    inputs: list[Column]
+    target: Column
+    output: OutputColumn
+    context: CallContext
+    tasks: queue.Queue
+    results: queue.Queue
+    in_flight: dict[int, int]  # JobRow id → row id
+    ready: list[int]  # JobRow ids answered, not yet written
+    finished: list[int]  # row ids finished since the last progress message
+    limit: int
+    no_more_rows: bool
+    throttled_until: float
+    spent: Decimal
+    answered_this_run: int
+    answered_before: int
+    early_seen: int
+    early_failed: int
+
+    if TYPE_CHECKING:
+
+        def _stop(self, why: str, reason: str) -> None: ...
+
+    # --- the threads' side ---------------------------------------------------------------
+
+    def _ask(self) -> None:
+        try:
+            while True:
+                item = self.tasks.get()
+                if item is None:
+                    return
+                self.results.put(
+                    answer_store(
+                        job=self.job,
+                        inputs=self.inputs,
+                        target=self.target,
+                        output=self.output,
+                        context=self.context,
+                        job_row_id=item[0],
+                        row=item[1],
+                    )
+                )
+        finally:
+            connections.close_all()
+
+    # --- the main thread's side ----------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        budget_room = self._budget_room()
+        want = min(self.limit - len(self.in_flight), self.job.batch_size, budget_room)
+        if want <= 0:
+            return
+        ids = list(
+            JobRow.objects.filter(job=self.job, status=JobRow.Status.PENDING)
+            .order_by("row_number", "pk")
+            .values_list("pk", flat=True)[:want]
+        )
+        if not ids:
+            if not self.in_flight:
+                self.no_more_rows = True
+            return
+        JobRow.objects.filter(pk__in=ids, status=JobRow.Status.PENDING).update(
+            status=JobRow.Status.RUNNING, attempts=F("attempts") + 1
+        )
+        claimed = dict(
+            JobRow.objects.filter(
+                pk__in=ids, status=JobRow.Status.RUNNING, has_output=False
+            ).values_list("pk", "row_id")
+        )
+        rows = Row.objects.in_bulk(list(claimed.values()))
+        for job_row_id, row_id in claimed.items():
+            row = rows.get(row_id)
+            if row is None:
+                JobRow.objects.filter(pk=job_row_id).update(
+                    status=JobRow.Status.SKIPPED, error="The row was deleted from the sheet."
+                )
+                self.finished.append(row_id)
+                continue
+            self.in_flight[job_row_id] = row_id
+            self.tasks.put((job_row_id, row))
+
+    def _budget_room(self) -> int:
+        budget = self.job.budget
+        if budget is None:
+            return 1 << 30
+        answered = self.answered_before + self.answered_this_run
+        if self.spent and answered:
+            per_row = self.spent / answered
+        elif self.job.estimated_cost and self.job.rows_total:
+            per_row = self.job.estimated_cost / self.job.rows_total
+        else:
+            return 1 << 30
+        room = int((budget - self.spent) / per_row) - len(self.in_flight) if per_row else 1 << 30
+        if room <= 0 and not self.in_flight:
+            self._stop(
+                "budget",
+                f"Paused at the budget of ${budget}: ${self.spent:.4f} spent. Raise the budget "
+                "and resume to continue.",
+            )
+        return room
+
+    def _answered(self, answer: Answer) -> None:
+        self.in_flight.pop(answer.job_row_id, None)
+        self.spent += answer.cost
+        if answer.kind == "ok":
+            self.ready.append(answer.job_row_id)
+            self.answered_this_run += 1
+            self._early(failed=False, message="")
+        elif answer.kind == "item":
+            self.finished.append(answer.row_id)
+            self.answered_this_run += 1
+            self._early(failed=True, message=answer.message)
+        elif answer.kind == "retry":
+            self.throttled_until = time.monotonic() + (answer.retry_after or 1.0)
+            gave_up = JobRow.objects.filter(
+                pk=answer.job_row_id,
+                status=JobRow.Status.RUNNING,
+                attempts__gte=settings.JOBS_ROW_MAX_ATTEMPTS,
+            ).update(
+                status=JobRow.Status.FAILED,
+                error=f"{answer.message} (gave up after {settings.JOBS_ROW_MAX_ATTEMPTS} tries; "
+                "retry failed rows later)",
+            )
+            if gave_up:
+                self.finished.append(answer.row_id)
+            else:
+                JobRow.objects.filter(
+                    pk=answer.job_row_id, status=JobRow.Status.RUNNING, has_output=False
+                ).update(status=JobRow.Status.PENDING)
+        elif answer.kind == "run":
+            JobRow.objects.filter(
+                pk=answer.job_row_id, status=JobRow.Status.RUNNING, has_output=False
+            ).update(status=JobRow.Status.PENDING)
+            self._stop("failed", answer.message)
+
+    def _early(self, *, failed: bool, message: str) -> None:
+        window = settings.JOBS_EARLY_ROWS
+        if self.early_seen >= window:
+            return
+        self.early_seen += 1
+        self.early_failed += int(failed)
+        if self.early_failed > window * settings.JOBS_EARLY_FAILURE_RATIO:
+            self._stop(
+                "failed",
+                f"Stopped: {self.early_failed} of the first {self.early_seen} rows failed. The "
+                f"last reason: {message} Check the prompt and the target column, then retry "
+                "the failed rows.",
+            )
