@@ -129,6 +129,8 @@ def test_stop_ends_the_stream_and_keeps_what_arrived(alice, ai, queued, inbox, s
     assert reply.status == Message.Status.STOPPED
     first_words = re.sub(r"<[^>]+>", "", event["html"]).strip()
     assert reply.content.startswith(first_words)
+    (record,) = UsageRecord.objects.filter(chat_session_id=session.pk)
+    assert (record.outcome, record.purpose) == (UsageRecord.Outcome.STOPPED, "chat"), record.error
 
     ai.configure(openai={"ms_per_token": 0})
     full = reply_to(services.session_create(owner=alice), PLAIN)
