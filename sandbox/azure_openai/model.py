@@ -39,6 +39,12 @@ TASK_CUES = re.compile(
 )
 
 
+WHICH_JOB = (
+    "Which job do you mean? Tell me its number, e.g. “how is job 12 doing?” "
+    "(the Jobs page lists yours)."
+)
+
+
 @dataclass
 class Reply:
     content: str | None = None
@@ -306,6 +312,8 @@ def _plan_calls(
         if reader.sheet_name is None:
             reader.sheet_name = SheetArguments(last_user, intent, known, known.options).sheet_name
         args = reader.arguments(chosen)
+        if forced is None and reader.missing_job(chosen):
+            continue  # which job? answered in words (see respond)
         if (
             forced is None
             and lister is not None
@@ -358,6 +366,8 @@ def respond(
                 ]
             )
 
+    if tools and not after_tools and detect_intent(last_user) in ("get_job", "cancel_job"):
+        return Reply(content=WHICH_JOB)
     task = RowTask.read(messages, salt)
     if after_tools and not response_format_is_json(response_format):
         return Reply(content=answers.summarise_tool_results(messages) or "Done.")
