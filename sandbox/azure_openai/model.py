@@ -5,6 +5,8 @@
 - tools offered (and tool_choice allows): the last user message's intent picks a tool
   (see tools.py); after tool results it answers from them, unless the intent's own tool has not
   run yet this turn (list sheets first, then find rows in the one named).
+- a request to summarise a conversation (a transcript of "User:"/"Assistant:" lines): a digest
+  of what was asked and answered (digest.py), extending a summary given with it.
 - row prompts: an instruction (system message, or the line/clause before the data) says the
   task: summarise, sentiment, classify into options, yes/no, a score, keywords; the rest is the
   row's text, which the answer is computed from.
@@ -21,6 +23,7 @@ import orjson
 from sandbox.azure_openai import answers
 from sandbox.azure_openai import text as T
 from sandbox.azure_openai.arguments import SheetArguments
+from sandbox.azure_openai.digest import conversation_digest
 from sandbox.azure_openai.structured import fill
 from sandbox.azure_openai.tokens import content_text
 from sandbox.azure_openai.tools import (
@@ -366,6 +369,9 @@ def respond(
                 ]
             )
 
+    digest = conversation_digest(messages) if not tools else None
+    if digest is not None:
+        return Reply(content=digest)
     if tools and not after_tools and detect_intent(last_user) in ("get_job", "cancel_job"):
         return Reply(content=WHICH_JOB)
     task = RowTask.read(messages, salt)
