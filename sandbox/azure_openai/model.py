@@ -298,6 +298,7 @@ def _plan_calls(
     known = known_from(messages)
     forced = _forced_tool(tool_choice, tools)
     lister = pick_tool(tools, "list_sheets")
+    describer = pick_tool(tools, "get_sheet")
     planned: list[tuple[dict[str, Any], str]] = []
     wanted: dict[str, int] = {}
     for part in clauses(last_user):
@@ -327,11 +328,24 @@ def _plan_calls(
             # As a real model would: look the sheet up before acting on it.
             chosen = lister
             args = SheetArguments(last_user, "list_sheets", Known(), {}).arguments(lister)
+        elif (
+            forced is None
+            and intent in ("aggregate", "find_rows")
+            and describer is not None
+            and not known.options
+            and reader.conditions() is None
+            and reader.names_a_value()
+            and not reader.missing_sheet(chosen)
+            and (describer.get("function") or {}).get("name") not in made_names
+        ):
+            # "How many are Blocked?" before any schema was seen: which column has that option?
+            chosen = describer
+            args = SheetArguments(part, "get_sheet", known, known.options).arguments(describer)
         call = (chosen, args)
         if (name, args) in made or any(c[0] is chosen and c[1] == args for c in planned):
             continue
         planned.append(call)
-        if not parallel or chosen is lister:
+        if not parallel or chosen in (lister, describer):
             break
     return planned
 
