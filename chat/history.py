@@ -227,7 +227,10 @@ def conversation(*, reply: Message, budget: int | None = None) -> list[dict[str,
     if through >= earlier[start - 1].seq:
         note = f"{SUMMARY_HEAD}\n{session.summary}"
     else:
-        cut = max(start, _fits_from(costs, (budget - reserve) // 2))
+        cut = _fits_from(costs, (budget - reserve) // 2)
+        # A reply still being written (another tab's) is not summarised half-way.
+        writing = next((i for i, m in enumerate(earlier) if m.working), len(earlier))
+        cut = max(start, min(cut, writing))
         fresh = [m for m in earlier[:cut] if m.seq > through]
         try:
             note = f"{SUMMARY_HEAD}\n" + summary_extend(

@@ -147,3 +147,15 @@ def test_a_short_chat_goes_whole_without_a_summary(alice, session, ai, queued, b
     assert model_calls(ai) == before
     assert not any(str(m["content"]).startswith(SUMMARY_HEAD) for m in sent)
     assert len(history_of(sent, session)) == 5
+
+
+def test_a_reply_still_being_written_is_not_summarised(alice, session, ai, queued, budget):
+    long_chat(session, range(12))
+    writing = session.messages.get(content__startswith="Answer 9.")
+    Message.objects.filter(pk=writing.pk).update(status=Message.Status.STREAMING)
+    _question, reply = services.message_send(session=session, text="And now?")
+    sent = conversation(reply=reply)
+    session.refresh_from_db()
+    assert 0 < session.summary_through_seq < writing.seq
+    assert "Answer 9." not in session.summary
+    assert count_messages(history_of(sent, session), model="gpt-4o-mini") <= budget
