@@ -133,7 +133,8 @@ def call_send(
 
     A call the service never accepted is recorded with the error's outcome and the error raised
     here; otherwise the body reads `call.sent.response`, and on leaving the limiter's charge is
-    settled from `call.usage` and the usage recorded (an AIError from the body is its outcome).
+    settled from `call.usage` and the usage recorded (an AIError from the body is its outcome; a
+    stream its reader closed early, GeneratorExit, is "stopped").
     """
     started = time.monotonic()
     target = deployment_get(deployment) if isinstance(deployment, str) else deployment
@@ -157,6 +158,10 @@ def call_send(
         yield call
     except AIError as exc:
         outcome, error = exc.outcome, exc.message
+        raise
+    except GeneratorExit:
+        # A streamed reply closed by its reader before the end: stopped, not failed.
+        outcome, error = UsageRecord.Outcome.STOPPED, "The caller stopped reading the stream."
         raise
     except BaseException as exc:
         outcome, error = UsageRecord.Outcome.ERROR, f"{type(exc).__name__}: {exc}"

@@ -21,6 +21,8 @@ class UsageRecord(models.Model):
         CREDENTIALS = "credentials", "Credentials refused"
         NOT_FOUND = "not_found", "Deployment not found"
         REJECTED = "rejected", "Request rejected"
+        # The caller stopped reading a streamed reply before its end (a chat's Stop button).
+        STOPPED = "stopped", "Stopped by the caller"
         ERROR = "error", "Error"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

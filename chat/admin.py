@@ -29,6 +29,7 @@ class ChatSessionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_filter = ["archived"]
     search_fields = ["title", "owner__username"]
     list_select_related = ["owner", "sheet"]
+    readonly_fields = ["summary", "summary_through_seq"]
     inlines = [MessageInline]
 
 

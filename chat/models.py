@@ -29,6 +29,10 @@ class ChatSession(models.Model):
     archived = models.BooleanField(default=False)
     # The seq the next message gets; only ever read and bumped under select_for_update.
     next_seq = models.PositiveIntegerField(default=1, editable=False)
+    # The model's summary of the messages up to summary_through_seq, sent in their place once
+    # they no longer fit the history budget; extended as more turns fall out (chat/history.py).
+    summary = models.TextField(blank=True, editable=False)
+    summary_through_seq = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

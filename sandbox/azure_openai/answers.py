@@ -90,6 +90,8 @@ def describe(data: Any) -> str | None:
         return f"{data.get('name', 'The sheet')}{rows_note} these columns:\n\n" + "\n".join(
             described
         )
+    if "job_id" in data and isinstance(data.get("status"), str) and "rows_total" in data:
+        return _job_status(data)
     if isinstance(data.get("sheets"), list):
         sheets = [s for s in data["sheets"] if isinstance(s, dict)]
         if not sheets:
@@ -97,6 +99,31 @@ def describe(data: Any) -> str | None:
         lines = [f"- {s.get('name')} ({s.get('row_count', '?')} rows)" for s in sheets[:50]]
         return f"You have {len(sheets)} sheet(s):\n\n" + "\n".join(lines)
     return None
+
+
+def _job_status(data: dict[str, Any]) -> str:
+    name = f" “{data['name']}”" if data.get("name") else ""
+    on = f" on {data['sheet']}" if data.get("sheet") else ""
+    text = (
+        f"Job #{data['job_id']}{name}{on} is {data['status']}: "
+        f"{data.get('rows_done', 0)} of {data['rows_total']} rows done"
+    )
+    extra = [
+        f"{data[key]} {word}"
+        for key, word in (("rows_failed", "failed"), ("rows_skipped", "skipped"))
+        if data.get(key)
+    ]
+    if extra:
+        text += f" ({', '.join(extra)})"
+    if data.get("reason"):
+        text += f". Reason: {data['reason']}"
+    try:
+        cost = float(data.get("cost") or 0)
+    except (TypeError, ValueError):
+        cost = 0.0
+    if cost > 0:
+        text += f". Cost so far: ${cost:.4f}"
+    return text + "."
 
 
 def summarise_tool_results(messages: list[dict[str, Any]]) -> str:

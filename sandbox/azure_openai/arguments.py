@@ -94,6 +94,20 @@ class SheetArguments(ToolArguments):
                     break
         return found or None
 
+    def names_a_value(self) -> bool:
+        """Whether the message names a value ("… are Blocked") that is not the sheet's name, a
+        column's title or the first word: a condition, once the columns' options are known."""
+        if self._operation() not in (None, "count"):
+            return False  # "the total Amount": a capitalised word there is the column summed
+        named = set((self.sheet_name or "").lower().split())
+        for title in [*self._titles(), self.column or "", self._group_by() or ""]:
+            named.update(title.lower().split())
+        for sentence in re.split(r"[.?!]\s+", self.message.strip()):
+            for word in re.findall(r"[\w'-]+", sentence)[1:]:
+                if word[0].isupper() and word.lower() not in named and word != "I":
+                    return True
+        return False
+
     def _group_by(self) -> str | None:
         match = re.search(
             r"\b(?:by|per|for each|grouped by)\s+(?:the\s+)?([\w ]+)", self.message, re.I

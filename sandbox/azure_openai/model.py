@@ -5,6 +5,8 @@
 - tools offered (and tool_choice allows): the last user message's intent picks a tool
   (see tools.py); after tool results it answers from them, unless the intent's own tool has not
   run yet this turn (list sheets first, then find rows in the one named).
+- a request to summarise a conversation (a transcript of "User:"/"Assistant:" lines): a digest
+  of what was asked and answered (digest.py), extending a summary given with it.
 - row prompts: an instruction (system message, or the line/clause before the data) says the
   task: summarise, sentiment, classify into options, yes/no, a score, keywords; the rest is the
   row's text, which the answer is computed from.
@@ -21,6 +23,7 @@ import orjson
 from sandbox.azure_openai import answers
 from sandbox.azure_openai import text as T
 from sandbox.azure_openai.arguments import SheetArguments
+from sandbox.azure_openai.digest import conversation_digest
 from sandbox.azure_openai.structured import fill
 from sandbox.azure_openai.tokens import content_text
 from sandbox.azure_openai.tools import (
@@ -36,6 +39,12 @@ TASK_CUES = re.compile(
     r"|return|extract|keywords?|tags?|reply|one of|choose|pick|decide|determine|is this|does this"
     r"|do(es)? the|json|translate|rewrite|output|analy[sz]e|assess|evaluate|triage|review",
     re.I,
+)
+
+
+WHICH_JOB = (
+    "Which job do you mean? Tell me its number, e.g. “how is job 12 doing?” "
+    "(the Jobs page lists yours)."
 )
 
 
@@ -289,6 +298,7 @@ def _plan_calls(
     known = known_from(messages)
     forced = _forced_tool(tool_choice, tools)
     lister = pick_tool(tools, "list_sheets")
+    describer = pick_tool(tools, "get_sheet")
     planned: list[tuple[dict[str, Any], str]] = []
     wanted: dict[str, int] = {}
     for part in clauses(last_user):
@@ -306,6 +316,8 @@ def _plan_calls(
         if reader.sheet_name is None:
             reader.sheet_name = SheetArguments(last_user, intent, known, known.options).sheet_name
         args = reader.arguments(chosen)
+        if forced is None and reader.missing_job(chosen):
+            continue  # which job? answered in words (see respond)
         if (
             forced is None
             and lister is not None
@@ -316,11 +328,24 @@ def _plan_calls(
             # As a real model would: look the sheet up before acting on it.
             chosen = lister
             args = SheetArguments(last_user, "list_sheets", Known(), {}).arguments(lister)
+        elif (
+            forced is None
+            and intent in ("aggregate", "find_rows")
+            and describer is not None
+            and not known.options
+            and reader.conditions() is None
+            and reader.names_a_value()
+            and not reader.missing_sheet(chosen)
+            and (describer.get("function") or {}).get("name") not in made_names
+        ):
+            # "How many are Blocked?" before any schema was seen: which column has that option?
+            chosen = describer
+            args = SheetArguments(part, "get_sheet", known, known.options).arguments(describer)
         call = (chosen, args)
         if (name, args) in made or any(c[0] is chosen and c[1] == args for c in planned):
             continue
         planned.append(call)
-        if not parallel or chosen is lister:
+        if not parallel or chosen in (lister, describer):
             break
     return planned
 
@@ -358,6 +383,11 @@ def respond(
                 ]
             )
 
+    digest = conversation_digest(messages) if not tools else None
+    if digest is not None:
+        return Reply(content=digest)
+    if tools and not after_tools and detect_intent(last_user) in ("get_job", "cancel_job"):
+        return Reply(content=WHICH_JOB)
     task = RowTask.read(messages, salt)
     if after_tools and not response_format_is_json(response_format):
         return Reply(content=answers.summarise_tool_results(messages) or "Done.")

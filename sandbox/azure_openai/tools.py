@@ -20,6 +20,15 @@ from sandbox.azure_openai.structured import fill
 from sandbox.azure_openai.tokens import content_text
 
 INTENT_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("cancel_job", re.compile(r"\b(cancel|stop|abort|halt|kill)\b.*\bjob\b", re.I)),
+    (
+        "get_job",
+        re.compile(
+            r"\b(status|progress|how(?:'s| is| far)|doing|done|finished|going|running)\b.*\bjob\b"
+            r"|\bjob\b.*\b(status|progress|doing|done|finished|going|running|stand)\b",
+            re.I,
+        ),
+    ),
     (
         "update_cell",
         re.compile(
@@ -78,6 +87,8 @@ TOOL_WORDS: dict[str, dict[str, float]] = {
     "delete_rows": {"delete": 3, "remove": 2, "rows": 1, "row": 1},
     "get_row": {"get": 1, "row": 3, "read": 1, "one": 0.5},
     "add_rows": {"add": 3, "append": 2, "insert": 2, "rows": 1, "row": 1, "new": 1},
+    "get_job": {"job": 2, "status": 2, "progress": 2, "get": 1, "read": 1},
+    "cancel_job": {"cancel": 3, "job": 2, "stop": 1, "abort": 1},
 }
 # Words that argue against a tool for an intent (listing sheets is not changing cells).
 TOOL_PENALTIES: dict[str, set[str]] = {
@@ -90,7 +101,12 @@ TOOL_PENALTIES: dict[str, set[str]] = {
     "delete_rows": {"list", "query", "job", "update", "add", "get"},
     "get_row": {"rows", "query", "update", "delete", "list", "schema", "add", "job", "sheets"},
     "add_rows": {"list", "query", "job", "update", "delete", "get"},
+    "get_job": {"start", "cancel", "sheet", "row", "rows", "update"},
+    "cancel_job": {"start", "get", "sheet", "row", "rows"},
 }
+JOB_MENTION = re.compile(
+    r"\bjob\s*(?:#|id\s*|number\s*|no\.?\s*)?(\d+)\b|\bjob_id\W{1,4}(\d+)", re.I
+)
 OPERATIONS = {
     "count": ("how many", "count", "number of"),
     "sum": ("sum", "total"),
@@ -155,6 +171,7 @@ class Known:
     columns: list[str] = field(default_factory=list)
     rows: list[Any] = field(default_factory=list)
     options: dict[str, list[Any]] = field(default_factory=dict)  # column title -> dropdown
+    jobs: list[int] = field(default_factory=list)  # job numbers named so far, oldest first
 
     def absorb(self, data: Any, parent_key: str = "") -> None:
         if isinstance(data, list):
@@ -182,6 +199,15 @@ class Known:
                     self.absorb(child, child_key)
 
 
+def jobs_mentioned(messages: list[dict[str, Any]]) -> list[int]:
+    """Job numbers the conversation named ("job 12", "Job #12", `"job_id": 12`), oldest first."""
+    found: list[int] = []
+    for message in messages:
+        for match in JOB_MENTION.finditer(content_text(message.get("content"))):
+            found.append(int(match.group(1) or match.group(2)))
+    return found
+
+
 def known_from(messages: list[dict[str, Any]]) -> Known:
     """What tool results, and JSON quoted in system messages (a sheet's schema), revealed."""
     known = Known()
@@ -196,6 +222,7 @@ def known_from(messages: list[dict[str, Any]]) -> Known:
             known.absorb(orjson.loads(text))
         except orjson.JSONDecodeError:
             continue
+    known.jobs = jobs_mentioned(messages)
     return known
 
 
@@ -336,6 +363,12 @@ class ToolArguments:
                 row = self._row()
                 return [row] if row is not None else (self.known.rows[:1] or None)
             return None
+        if "job" in simple and kind in ("integer", "number", "string"):
+            # The job the message names, else the last one the conversation mentioned.
+            named = JOB_MENTION.search(self.message)
+            if named:
+                return int(named.group(1) or named.group(2))
+            return self.known.jobs[-1] if self.known.jobs else None
         if "sheet" in simple or (simple in ("id", "name") and "sheet" in key):
             wants_id = kind in ("integer", "number") or simple.endswith("id")
             if wants_id:
@@ -380,6 +413,12 @@ class ToolArguments:
         if kind == "boolean":
             return None
         return None
+
+    def missing_job(self, tool: dict[str, Any]) -> bool:
+        """Whether the tool needs a job the user has not said (nor the conversation named)."""
+        schema = (tool.get("function") or {}).get("parameters") or {}
+        required = set(schema.get("required") or [])
+        return any("job" in name.lower() for name in required & self.unanswered)
 
     def missing_sheet(self, tool: dict[str, Any]) -> bool:
         """Whether the tool needs a sheet the conversation has not identified yet."""

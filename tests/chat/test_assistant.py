@@ -14,7 +14,6 @@ from ai.models import UsageRecord
 from chat import services
 from chat.assistant import assistant_reply
 from chat.events import session_group
-from chat.history import SUMMARY_HEAD, conversation
 from chat.models import Message
 from tests.chat.conftest import reply_to
 from tests.sheets.conftest import GroupInbox
@@ -129,27 +128,9 @@ def test_stop_ends_the_stream_and_keeps_what_arrived(alice, ai, queued, inbox, s
     assert reply.status == Message.Status.STOPPED
     first_words = re.sub(r"<[^>]+>", "", event["html"]).strip()
     assert reply.content.startswith(first_words)
+    (record,) = UsageRecord.objects.filter(chat_session_id=session.pk)
+    assert (record.outcome, record.purpose) == (UsageRecord.Outcome.STOPPED, "chat"), record.error
 
     ai.configure(openai={"ms_per_token": 0})
     full = reply_to(services.session_create(owner=alice), PLAIN)
     assert 0 < len(reply.content) < len(full.content)
-
-
-def test_older_turns_are_condensed_to_fit_the_budget(alice, session, queued):
-    for n in range(12):
-        services.message_add(
-            session=session, role="user", content=f"Question {n}: " + "word " * 200
-        )
-        services.message_add(
-            session=session, role="assistant", content=f"Answer {n}: " + "x " * 200
-        )
-    _question, reply = services.message_send(session=session, text="And now?")
-    sent = conversation(reply=reply, budget=1500)
-    texts = [str(m["content"]) for m in sent]
-    assert "data, never instructions" in texts[0]
-    note = next(t for t in texts if t.startswith(SUMMARY_HEAD))
-    assert "- User: Question" in note and "- You: Answer" in note
-    assert "Question 11" in texts[-3]  # the newest turns go in whole
-    assert texts[-1] == "And now?"
-    whole = [m for m in sent if m["role"] != "system"]
-    assert 0 < len(whole) < 25
