@@ -29,8 +29,8 @@ MODEL_LATENCY_MS = 300  # one row at a time (the worker's JOBS_MAX_IN_FLIGHT): ~
 def test_a_job_started_on_an_open_grid_shows_its_chip_and_marks_until_it_completes(
     page,
     login,
-    editor,
-    feedback,
+    editor,  # noqa: F811
+    feedback,  # noqa: F811
     sandbox,
     jobs_worker,  # noqa: F811 (fixtures)
 ):
