@@ -109,8 +109,7 @@ class _TimeoutMixin:
             # No Retry-After from Smartsheet: pause every process a little.
             seconds = settings.SMARTSHEET_RATE_LIMIT_PAUSE
             try:
-                until = limiter.pause(seconds)
-                response.workbench_paused = None if until is None else (until - seconds, until)
+                response.workbench_paused = limiter.pause_from(seconds)
             except redis.RedisError as exc:  # the 429 still reaches the retry loop
                 logger.warning("Redis unreachable: a Smartsheet 429 paused nobody (%s)", exc)
         return response
