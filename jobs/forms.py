@@ -40,7 +40,9 @@ class JobForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "true"}),
         help_text="Reference columns as {{Column Title}}; click a column below to insert it.",
     )
-    target = forms.ChoiceField(label="Fill column")
+    target = forms.ChoiceField(
+        label="Fill column", error_messages={"required": "Choose the column to fill."}
+    )
     new_column_title = forms.CharField(label="New column title", max_length=255, required=False)
     new_column_type = forms.ChoiceField(
         label="New column type",
@@ -86,7 +88,9 @@ class JobForm(forms.Form):
         self.fillable = [
             c for c in self.columns if c.type in FILLABLE_TYPES and not column_read_only_reason(c)
         ]
+        # No column is preselected: filling one overwrites it, so it is a choice made on purpose.
         self.fields["target"].choices = [
+            ("", "Choose the column to fill…"),
             *((str(c.pk), f"{c.title} ({TYPE_LABELS[c.type].lower()})") for c in self.fillable),
             (NEW_COLUMN, "A new column…"),
         ]

@@ -63,6 +63,8 @@ def test_the_form_offers_each_column_to_insert_and_the_columns_a_job_can_fill(
     assert ">Sentiment (dropdown)</option>" in html
     assert ">Follow up (checkbox)</option>" in html
     assert 'value="new"' in html
+    # Filling a column overwrites it: none is preselected.
+    assert re.search(r'<option value="" selected>Choose the column to fill…</option>', html)
     assert 'name="batch_size" value="100"' in html
     # "selected rows" is offered only when the grid passed some.
     assert 'value="rows"' not in html
@@ -102,6 +104,7 @@ def test_an_unknown_reference_is_shown_under_the_prompt_with_the_closest_titles(
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
+        ({"target": ""}, "target", "Choose the column to fill."),
         ({"batch_size": "501"}, "batch_size", "less than or equal to 500"),
         ({"batch_size": "0"}, "batch_size", "greater than or equal to 1"),
         ({"target": "new", "new_column_title": ""}, "new_column_title", "Give the new column"),
