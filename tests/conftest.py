@@ -31,7 +31,11 @@ SOCKET_CONNECT_TIMEOUT = 10
 # half a minute to start. Waiting longer costs nothing when it starts sooner.
 START_TIMEOUT = 120
 
-pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.private_redis"]
+pytest_plugins = [
+    "tests.plugins.sandbox",
+    "tests.plugins.private_redis",
+    "tests.plugins.fast_flush",
+]
 
 
 def server_env(**extra: str) -> dict[str, str]:
