@@ -309,7 +309,6 @@ _MODULE_SECONDS = {
     "tests/browser/test_jobs.py": 19,
     "tests/jobs/test_worker.py": 19,
     "tests/jobs/test_quota.py": 19,
-    "tests/sheets/test_grid_editing.py": 3,  # (its first test paid the session's start)
     "tests/browser/test_chat.py": 15,
     "tests/core/test_celery_broker_outage.py": 14,
     "tests/jobs/test_run.py": 10,
