@@ -19,6 +19,7 @@ import pytest
 from django.conf import settings
 
 from core.processes import process_start, process_stop
+from tests.plugins.sandbox import url_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -162,7 +163,7 @@ def daphne_server(port: int | str, log_path: Path, **env: str) -> Iterator[str]:
             str(port),
             "config.asgi:application",
         ],
-        ready=f"{url}/healthz",
+        ready=lambda: url_answers(f"{url}/healthz"),
         log=log_path,
         timeout=START_TIMEOUT,
         env=server_env(**env),
