@@ -19,7 +19,6 @@ import pytest
 from django.conf import settings
 
 from core.processes import process_start, process_stop
-from tests.plugins.sandbox import url_answers
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
@@ -151,6 +150,9 @@ def server_log_path(name: str = "daphne") -> Path:
 @contextmanager
 def daphne_server(port: int | str, log_path: Path, **env: str) -> Iterator[str]:
     """A real daphne (HTTP + WebSocket) serving config.asgi on the test database."""
+    # Imported here: importing a plugin before pytest_plugins registers it keeps its asserts plain.
+    from tests.plugins.sandbox import url_answers
+
     url = f"http://127.0.0.1:{port}"
     proc = process_start(
         [
