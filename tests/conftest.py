@@ -31,7 +31,11 @@ SOCKET_CONNECT_TIMEOUT = 10
 # half a minute to start. Waiting longer costs nothing when it starts sooner.
 START_TIMEOUT = 120
 
-pytest_plugins = ["tests.plugins.sandbox", "tests.plugins.private_redis"]
+pytest_plugins = [
+    "tests.plugins.sandbox",
+    "tests.plugins.private_redis",
+    "tests.plugins.fast_flush",
+]
 
 
 def server_env(**extra: str) -> dict[str, str]:
@@ -146,6 +150,9 @@ def server_log_path(name: str = "daphne") -> Path:
 @contextmanager
 def daphne_server(port: int | str, log_path: Path, **env: str) -> Iterator[str]:
     """A real daphne (HTTP + WebSocket) serving config.asgi on the test database."""
+    # Imported here: importing a plugin before pytest_plugins registers it keeps its asserts plain.
+    from tests.plugins.sandbox import url_answers
+
     url = f"http://127.0.0.1:{port}"
     proc = process_start(
         [
@@ -158,7 +165,7 @@ def daphne_server(port: int | str, log_path: Path, **env: str) -> Iterator[str]:
             str(port),
             "config.asgi:application",
         ],
-        ready=f"{url}/healthz",
+        ready=lambda: url_answers(f"{url}/healthz"),
         log=log_path,
         timeout=START_TIMEOUT,
         env=server_env(**env),
@@ -291,3 +298,75 @@ def _forget_redis_keys_after_the_session():
     keys = list(client.scan_iter(match=f"{settings.REDIS_PREFIX}*", count=1000))
     if keys:
         client.delete(*keys)
+
+
+# --- Scheduling -------------------------------------------------------------------------------
+
+# Seconds a module took alone (-n 0, PostgreSQL, a quiet two-core machine): only used to hand the
+# long modules to the xdist workers first (see pytest_collection_modifyitems). A module not named
+# here is estimated from what its tests start; a stale figure only costs some balance.
+_MODULE_SECONDS = {
+    "tests/browser/test_live.py": 36,
+    "tests/system/test_redis_outage.py": 23,
+    "tests/browser/test_grid.py": 22,
+    "tests/browser/test_jobs.py": 19,
+    "tests/jobs/test_worker.py": 19,
+    "tests/jobs/test_quota.py": 19,
+    "tests/browser/test_chat.py": 15,
+    "tests/core/test_celery_broker_outage.py": 14,
+    "tests/jobs/test_run.py": 10,
+    "tests/browser/test_grid_jobs.py": 10,
+    "tests/sheets/test_sync_locks.py": 10,
+    "tests/jobs/test_admin_and_command.py": 10,
+    "tests/browser/test_sheets_list.py": 9,
+    "tests/core/test_run.py": 9,
+    "tests/browser/test_chat_demo.py": 8,
+    "tests/jobs/test_plan.py": 8,
+    "tests/ai/test_client.py": 7,
+    "tests/browser/test_grid_rows.py": 7,
+    "tests/sandbox/test_webhooks.py": 6.5,
+    "tests/sheets/test_services_cells.py": 6,
+    "tests/sheets/test_webhooks.py": 6,
+}
+# Otherwise: rough seconds a test costs by the most expensive thing it starts.
+_FIXTURE_SECONDS = {
+    "stack": 12.0,  # tests/system: daphne, worker and beat on a private Redis
+    "jobs_worker": 10.0,
+    "workers": 8.0,  # Celery worker subprocesses started by the test
+    "doomed_worker": 8.0,
+    "celery_worker": 4.0,
+    "page": 3.0,  # Chromium against the live daphne
+    "private_redis": 2.0,
+    "live_server_url": 1.0,
+}
+_TEST_SECONDS = 0.25
+
+
+def _module(item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+def _estimated_seconds(item) -> float:
+    names = set(getattr(item, "fixturenames", ()))
+    return max(
+        (seconds for name, seconds in _FIXTURE_SECONDS.items() if name in names),
+        default=_TEST_SECONDS,
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest modules first, each module's tests in their order.
+
+    With `--dist loadfile --no-loadscope-reorder` (pyproject.toml) each module runs on one
+    worker (a browser module starts one Chromium, not one per worker) and modules are handed out
+    in this order: the long ones start first instead of one starting last while the other worker
+    idles.
+    """
+    seconds: dict[str, float] = {}
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        module = _module(item)
+        first_seen.setdefault(module, index)
+        seconds[module] = seconds.get(module, 0.0) + _estimated_seconds(item)
+    seconds.update({m: s for m, s in _MODULE_SECONDS.items() if m in seconds})
+    items.sort(key=lambda item: (-seconds[_module(item)], first_seen[_module(item)]))

@@ -83,8 +83,11 @@ def tracker_mirror(sandbox):
 
     from sheets import sync
     from sheets.models import Sheet
+    from tests.plugins.sandbox import USER_AGENT
 
-    owner = smartsheet.Smartsheet(access_token="sandbox-token", api_base=sandbox.smartsheet_base)
+    owner = smartsheet.Smartsheet(
+        access_token="sandbox-token", api_base=sandbox.smartsheet_base, user_agent=USER_AGENT
+    )
     owner.errors_as_exceptions(True)
     ids = {s.name: int(s.id) for s in owner.Sheets.list_sheets(include_all=True).data}
     sheet_id = ids[PROJECT_TRACKER]

@@ -19,6 +19,25 @@ from core.processes import process_start, process_stop
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
+# One client for every control call: `httpx.request` builds a client, and with it an SSL context
+# (25 ms of CPU), on each call, and most tests make a few. No keep-alive: each call opens its own
+# loopback connection, as before, so a connection the sandbox dropped is never reused.
+_http = httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+# An SDK client given no user agent names its caller by walking the whole stack with
+# inspect.stack() (90 ms of CPU under pytest, per client); the tests' clients name themselves.
+USER_AGENT = "workbench-tests"
+
+
+def url_answers(url: str) -> bool:
+    """True when a GET of `url` gets a 2xx reply within a second (core.processes.url_answers,
+    without a new client per probe: a server start is polled every 50 ms)."""
+    try:
+        return _http.get(url, timeout=1).is_success
+    except httpx.HTTPError:
+        return False
+
 
 @dataclass
 class Sandbox:
@@ -29,7 +48,7 @@ class Sandbox:
         return f"{self.url}/2.0"
 
     def control(self, method: str, path: str, **kwargs) -> httpx.Response:
-        response = httpx.request(method, f"{self.url}/_sandbox/{path}", timeout=30, **kwargs)
+        response = _http.request(method, f"{self.url}/_sandbox/{path}", **kwargs)
         response.raise_for_status()
         return response
 
@@ -67,7 +86,7 @@ class Sandbox:
         for key, value in (("route", route), ("sheet", sheet), ("deployment", deployment)):
             if value is not None:
                 spec[key] = value
-        response = httpx.post(f"{self.url}/_sandbox/faults", json=spec, timeout=30)
+        response = _http.post(f"{self.url}/_sandbox/faults", json=spec)
         if response.status_code == 400:
             raise ValueError(response.json()["error"])
         response.raise_for_status()
@@ -98,7 +117,7 @@ def sandbox_server() -> Iterator[Sandbox]:
             "--seed",
             "demo",
         ],
-        ready=f"{sandbox.url}/_sandbox/config",
+        ready=lambda: url_answers(f"{sandbox.url}/_sandbox/config"),
         log=ROOT / "var" / "test-sandbox.log",
         timeout=120,  # see START_TIMEOUT in tests/conftest.py
         # The sandbox app is installed only in sandbox mode.

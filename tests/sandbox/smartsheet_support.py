@@ -7,11 +7,14 @@ from typing import Any
 
 import smartsheet
 
+from tests.plugins.sandbox import USER_AGENT
+
 TOKEN = "sandbox-token"
 OTHER_TOKEN = "sandbox-token-2"
 
 
 def client(sandbox, token: str | None = TOKEN, **kwargs: Any) -> smartsheet.Smartsheet:
+    kwargs.setdefault("user_agent", USER_AGENT)
     ss = smartsheet.Smartsheet(access_token=token, api_base=sandbox.smartsheet_base, **kwargs)
     ss.errors_as_exceptions(True)
     return ss

@@ -19,6 +19,7 @@ from django.conf import settings as django_settings
 from core.ratelimit import redis_client
 from sheets import sync
 from sheets.models import Sheet, SheetGrant
+from tests.plugins.sandbox import USER_AGENT
 
 PROJECT_TRACKER = "Project Tracker"
 
@@ -48,14 +49,18 @@ def sheet_id_named(sandbox, name: str) -> int:
 @functools.cache
 def _sheet_ids(base: str) -> dict[str, int]:
     # The seed's ids are fixed; looked up once so tests that count requests are not disturbed.
-    owner = smartsheet.Smartsheet(access_token="sandbox-token", api_base=base)
+    owner = smartsheet.Smartsheet(
+        access_token="sandbox-token", api_base=base, user_agent=USER_AGENT
+    )
     owner.errors_as_exceptions(True)
     return {s.name: int(s.id) for s in owner.Sheets.list_sheets(include_all=True).data}
 
 
 def other_user_client(sandbox, token: str = "sandbox-token-2") -> smartsheet.Smartsheet:
     """A plain SDK client, as someone else editing the sheet in Smartsheet would use."""
-    client = smartsheet.Smartsheet(access_token=token, api_base=sandbox.smartsheet_base)
+    client = smartsheet.Smartsheet(
+        access_token=token, api_base=sandbox.smartsheet_base, user_agent=USER_AGENT
+    )
     client.errors_as_exceptions(True)
     return client
 
