@@ -42,6 +42,7 @@ class ModelCalls:
     tasks: queue.Queue
     results: queue.Queue
     in_flight: dict[int, int]  # JobRow id → row id
+    backlog: list[tuple[int, Row]]  # claimed, not yet handed to a thread
     ready: list[int]  # JobRow ids answered, not yet written
     finished: list[int]  # row ids finished since the last progress message
     limit: int
@@ -82,19 +83,40 @@ class ModelCalls:
     # --- the main thread's side ----------------------------------------------------------
 
     def _dispatch(self) -> None:
+        """Keep the pool at its limit, from rows claimed a batch at a time.
+
+        Rows are claimed (pending → running, one attempt more) up to batch_size at once into
+        `backlog`, not one query round per freed slot; they go to the threads only as slots free
+        up, so a pause or cancel stops new calls at once. Claimed rows never handed over go back
+        to pending, their attempt undone, when the run ends (`_backlog_return`).
+        """
         budget_room = self._budget_room()
-        want = min(self.limit - len(self.in_flight), self.job.batch_size, budget_room)
+        want = min(self.limit - len(self.in_flight), budget_room)
         if want <= 0:
             return
+        found = len(self.backlog)
+        if len(self.backlog) < want:
+            found += self._claim(min(self.job.batch_size, budget_room) - len(self.backlog))
+        if not found and not self.in_flight:
+            self.no_more_rows = True
+        if not self.backlog:
+            return
+        handed, self.backlog = self.backlog[:want], self.backlog[want:]
+        for job_row_id, row in handed:
+            self.in_flight[job_row_id] = row.pk
+            self.tasks.put((job_row_id, row))
+
+    def _claim(self, count: int) -> int:
+        """Claim up to `count` pending rows into the backlog; how many were pending."""
+        if count <= 0:
+            return 0
         ids = list(
             JobRow.objects.filter(job=self.job, status=JobRow.Status.PENDING)
             .order_by("row_number", "pk")
-            .values_list("pk", flat=True)[:want]
+            .values_list("pk", flat=True)[:count]
         )
         if not ids:
-            if not self.in_flight:
-                self.no_more_rows = True
-            return
+            return 0
         JobRow.objects.filter(pk__in=ids, status=JobRow.Status.PENDING).update(
             status=JobRow.Status.RUNNING, attempts=F("attempts") + 1
         )
@@ -104,7 +126,8 @@ class ModelCalls:
             ).values_list("pk", "row_id")
         )
         rows = Row.objects.in_bulk(list(claimed.values()))
-        for job_row_id, row_id in claimed.items():
+        order = {pk: i for i, pk in enumerate(ids)}
+        for job_row_id, row_id in sorted(claimed.items(), key=lambda item: order[item[0]]):
             row = rows.get(row_id)
             if row is None:
                 JobRow.objects.filter(pk=job_row_id).update(
@@ -112,8 +135,17 @@ class ModelCalls:
                 )
                 self.finished.append(row_id)
                 continue
-            self.in_flight[job_row_id] = row_id
-            self.tasks.put((job_row_id, row))
+            self.backlog.append((job_row_id, row))
+        return len(ids)
+
+    def _backlog_return(self) -> None:
+        """Claimed rows never sent go back to pending, as if never claimed."""
+        ids = [job_row_id for job_row_id, _ in self.backlog]
+        self.backlog = []
+        if ids:
+            JobRow.objects.filter(
+                pk__in=ids, status=JobRow.Status.RUNNING, has_output=False
+            ).update(status=JobRow.Status.PENDING, attempts=F("attempts") - 1)
 
     def _budget_room(self) -> int:
         budget = self.job.budget

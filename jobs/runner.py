@@ -90,6 +90,7 @@ class JobRunner(ModelCalls, Flushes):
         self.results: queue.Queue = queue.Queue()
         self.flushes: queue.Queue = queue.Queue()
         self.in_flight: dict[int, int] = {}  # JobRow id → row id
+        self.backlog: list = []  # (JobRow id, Row) claimed, not yet handed to a thread
         self.ready: list[int] = []  # JobRow ids answered, not yet written
         self.finished: list[int] = []  # row ids finished since the last progress message
         self.flushing = False
@@ -281,6 +282,7 @@ class JobRunner(ModelCalls, Flushes):
         priority_leave(job=job)
         why = self.stopping
         if why != "lost":
+            self._backlog_return()
             JobRow.objects.filter(job=job, status=JobRow.Status.RUNNING, has_output=False).update(
                 status=JobRow.Status.PENDING
             )
