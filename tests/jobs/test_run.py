@@ -221,6 +221,10 @@ def test_pause_writes_what_was_answered_and_resume_finishes_without_asking_twice
         len([v for v in remote_values(sandbox, feedback, "Sentiment", rows).values() if v])
         == paused_done
     )
+    # Rows claimed a batch at a time but never sent went back as they were: not an attempt.
+    pending = JobRow.objects.filter(job=job, status="pending")
+    assert pending.count() == 40 - paused_done
+    assert not pending.filter(attempts__gt=0).exists()
 
     asked = openai_requests(sandbox)
     job_resume(user=editor, job_id=job.pk)
