@@ -31,7 +31,13 @@ from django.conf import settings
 from ai.config import Deployment
 from ai.errors import ThrottledError
 from core.breakers import redis_breaker
-from core.ratelimit import Reservation, SlidingWindowLimiter
+from core.ratelimit import (
+    Reservation,
+    SlidingWindowLimiter,
+    acquire_together,
+    restamp_together,
+    usage_together,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -122,17 +128,14 @@ def quota_acquire(
 ) -> tuple[Reservation, Reservation]:
     """A request slot and `cost` tokens, waiting (not past the deadline) for both at once.
 
-    Holding one while waiting for the other would starve other processes, so a slot that was
-    granted alone is given back.
+    Holding one while waiting for the other would starve other processes, so both are admitted
+    in one step (one Redis script) or neither.
     """
     requests_limiter, tokens_limiter = deployment_limiters(deployment)
     while True:
-        request, wait = requests_limiter.try_acquire(1)
-        if request is not None:
-            tokens, wait = tokens_limiter.try_acquire(cost)
-            if tokens is not None:
-                return request, tokens
-            request.adjust(0)
+        both, wait = acquire_together([(requests_limiter, 1), (tokens_limiter, cost)])
+        if both is not None:
+            return both[0], both[1]
         if time.monotonic() + wait > deadline:
             raise ThrottledError(
                 f"Azure OpenAI deployment {deployment.name!r} is at its quota: the next free slot "
@@ -152,7 +155,8 @@ def quota_answered(
     answer is in the caller's hands, so Redis going away here costs the correction only.
     """
     try:
-        return reservations[0].count_from_now(), reservations[1].count_from_now()
+        request, tokens = restamp_together(reservations)
+        return request, tokens
     except redis.RedisError as exc:
         logger.warning("Redis unreachable: a request's window time not corrected (%s)", exc)
         return reservations
@@ -213,11 +217,24 @@ def _settle(
         service_used = int(headers["x-ratelimit-limit-tokens"]) - int(
             headers["x-ratelimit-remaining-tokens"]
         )
+    service_remaining = None
+    with contextlib.suppress(KeyError, ValueError):
+        service_remaining = int(headers["x-ratelimit-remaining-requests"])
+    # Both windows' usage in one round trip, when the headers give something to compare.
+    compared = [
+        limiter
+        for limiter, known in (
+            (tokens_limiter, service_used is not None),
+            (requests_limiter, service_remaining is not None),
+        )
+        if known
+    ]
+    used = dict(zip(map(id, compared), usage_together(compared), strict=True))
     cost = corrected_charge(
         charged=tokens.cost,
         reported_prompt=reported_prompt,
         max_tokens=max_tokens,
-        our_used=tokens_limiter.usage() if service_used is not None else 0,
+        our_used=used.get(id(tokens_limiter), 0),
         service_used=service_used,
     )
     cost = min(cost, tokens_limiter.limit)
@@ -225,9 +242,8 @@ def _settle(
         tokens.adjust(cost)
     # Fewer requests left in the service's window than in ours: someone else shares the quota.
     # Take the difference out of our window too, rather than collect 429s.
-    with contextlib.suppress(KeyError, ValueError):
-        service_remaining = int(headers["x-ratelimit-remaining-requests"])
-        gap = requests_limiter.limit - requests_limiter.usage() - service_remaining
+    if service_remaining is not None:
+        gap = requests_limiter.limit - used[id(requests_limiter)] - service_remaining
         if gap > 0:
             requests_limiter.try_acquire(gap)
 
