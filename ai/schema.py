@@ -6,6 +6,7 @@ column type, picklist options).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -74,12 +75,19 @@ def response_format_for(columns: Sequence[Column], *, name: str = "row_values") 
     }
 
 
-def values_validate(columns: Sequence[Column], data: Any) -> dict[str, Any]:
-    """The values when they match the columns; InvalidOutputError saying what is wrong if not."""
-    validator = jsonschema.Draft202012Validator(
+@functools.lru_cache(maxsize=64)
+def _validator(columns: tuple[Column, ...]) -> jsonschema.Draft202012Validator:
+    """Built once per set of columns (a job asks the same columns for every row)."""
+    return jsonschema.Draft202012Validator(
         values_schema(columns), format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     )
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+
+
+def values_validate(columns: Sequence[Column], data: Any) -> dict[str, Any]:
+    """The values when they match the columns; InvalidOutputError saying what is wrong if not."""
+    errors = sorted(
+        _validator(tuple(columns)).iter_errors(data), key=lambda e: list(e.absolute_path)
+    )
     if errors:
         problems = "; ".join(
             f"{'/'.join(str(p) for p in e.absolute_path) or 'the reply'}: {e.message}"

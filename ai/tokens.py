@@ -84,7 +84,13 @@ def count_messages(
             total += count_text(str(function.get("name", "")), model=model)
             total += count_text(str(function.get("arguments", "")), model=model)
     if tools:
-        total += TOKENS_PER_MESSAGE + count_text(json.dumps(tools), model=model)
+        total += TOKENS_PER_MESSAGE + _count_json(json.dumps(tools), model)
     if response_format:
-        total += count_text(json.dumps(response_format), model=model)
+        total += _count_json(json.dumps(response_format), model)
     return total
+
+
+@functools.lru_cache(maxsize=256)
+def _count_json(text: str, model: str) -> int:
+    """Tool definitions and response schemas repeat call after call (a job's every row)."""
+    return count_text(text, model=model)

@@ -533,6 +533,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
+        # A line per HTTP request (a job sends a hundred a second); their failures still show.
+        "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
         "celery.beat": {"filters": ["beat_send_failure"]},
     },
 }
