@@ -2,10 +2,10 @@
 
 JobRunner (jobs/runner.py) mixes this in. The main thread claims rows (pending → running) and
 keeps up to its limit of calls going; the shared limiter in ai/quota.py makes each call wait for
-its slot, so the pool only needs to be big enough to fill the quota. Each thread stores its row's
-answer on the JobRow (conditionally, jobs/answers.py) before anything is written, and hands the
-Answer back on `results`, which the main thread turns into row states, the budget and the
-early-failure check.
+its slot, so the pool only needs to be big enough to fill the quota. Each thread hands its row's
+Answer back on `results`; the main thread stores the answers that arrived together on their
+JobRows in one statement (conditionally, jobs/answers.py) before any is written, then turns them
+into row states, the budget and the early-failure check.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db import connections
 from django.db.models import F
 
-from jobs.answers import Answer, answer_store
+from jobs.answers import Answer, answer_get, answers_store
 from jobs.models import JobRow
 from sheets.models import Row
 
@@ -67,7 +67,7 @@ class ModelCalls:
                 if item is None:
                     return
                 self.results.put(
-                    answer_store(
+                    answer_get(
                         job=self.job,
                         inputs=self.inputs,
                         target=self.target,
@@ -166,6 +166,10 @@ class ModelCalls:
                 "and resume to continue.",
             )
         return room
+
+    def _store(self, answers: list[Answer]) -> None:
+        """Store the answers that came back, in one statement, before any goes to the writer."""
+        answers_store(answers)
 
     def _answered(self, answer: Answer) -> None:
         self.in_flight.pop(answer.job_row_id, None)

@@ -5,7 +5,8 @@ Inside one Celery task (or `manage.py run_job`):
   then claims rows (pending → running) a batch at a time and keeps up to JOBS_MAX_IN_FLIGHT
   model calls going on a pool of threads; the shared limiter in ai/quota.py makes each call
   wait for its slot, so the pool only needs to be big enough to fill the quota (jobs/pool.py);
-- each thread stores its row's answer on the JobRow (conditionally) before anything is written;
+- the main thread stores the answers that came back on their JobRows (conditionally, one
+  statement for all that arrived together) before any of them is written;
 - a writer thread flushes answered rows (jobs/writer.py) once JOBS_FLUSH_ROWS wait, or when
   the oldest has waited JOBS_FLUSH_SECONDS, while the calls go on (jobs/flushes.py);
 - every JOBS_HEARTBEAT_SECONDS the main thread beats, re-reads the status (a pause or cancel takes
@@ -217,15 +218,20 @@ class JobRunner(ModelCalls, Flushes):
             item = self.results.get(timeout=timeout)
         except queue.Empty:
             return
+        items = [item]
         while True:
+            try:
+                items.append(self.results.get_nowait())
+            except queue.Empty:
+                break
+        answers = [item for item in items if not isinstance(item, tuple)]
+        if answers:
+            self._store(answers)
+        for item in items:
             if isinstance(item, tuple):
                 self._flushed(*item[1:])
             else:
                 self._answered(item)
-            try:
-                item = self.results.get_nowait()
-            except queue.Empty:
-                return
 
     # --- heartbeat, control, progress -------------------------------------------------------
 

@@ -29,6 +29,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from jobs.models import Job, JobRow
+from jobs.sql import rows_update
 from sheets import client
 from sheets.models import CellEdit, Column, Row
 from sheets.services.cells import (
@@ -217,7 +218,11 @@ def mirror_rows_store(sheet_id: int, target: Column, rows: list[dict[str, Any]])
                 modified = parse_datetime(modified.replace("Z", "+00:00"))
             if isinstance(modified, datetime):
                 row.modified_at = modified
-        Row.objects.bulk_update(mirrored, ["cells", "modified_at"])
+        rows_update(
+            Row,
+            [(row.pk, (row.cells, row.modified_at)) for row in mirrored],
+            ["cells", "modified_at"],
+        )
 
 
 def _journal(
