@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -41,9 +42,20 @@ def encoding_name(model: str) -> str:
     )
 
 
-@functools.cache
+_encodings: dict[str, Any] = {}
+_encodings_lock = threading.Lock()
+
+
 def _encoding(name: str) -> Any:
-    return bpe_openai.get_encoding(name)
+    """Built once per process (about half a second of CPU): a job's threads all count their
+    first prompt at the same moment, and each would build its own otherwise."""
+    encoding = _encodings.get(name)
+    if encoding is None:
+        with _encodings_lock:
+            encoding = _encodings.get(name)
+            if encoding is None:
+                encoding = _encodings[name] = bpe_openai.get_encoding(name)
+    return encoding
 
 
 def count_text(text: str, *, model: str) -> int:

@@ -91,3 +91,37 @@ def test_empty_text_counts_nothing_and_long_text_is_counted_in_slices():
     assert count_text("", model="gpt-4o") == 0
     # bpe-openai refuses a million characters, or 200,000 tokens, in one piece.
     assert count_text("a " * 600_000, model="gpt-4o") >= 600_000
+
+
+def test_threads_counting_their_first_prompt_together_build_the_encoding_once(monkeypatch):
+    """A job's threads all count their first prompt at once; each built its own encoding
+    (about half a second of CPU apiece) before."""
+    import threading
+
+    import bpe_openai
+
+    from ai import tokens
+
+    built = []
+    real = bpe_openai.get_encoding
+
+    def counted(name):
+        built.append(name)
+        return real(name)
+
+    monkeypatch.setattr(tokens, "_encodings", {})
+    monkeypatch.setattr(tokens.bpe_openai, "get_encoding", counted)
+    start = threading.Barrier(8)
+    counts = []
+
+    def count():
+        start.wait()
+        counts.append(tokens.count_text("hello world", model="gpt-4o-mini"))
+
+    threads = [threading.Thread(target=count) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counts == [2] * 8
+    assert built == ["o200k_base"]
