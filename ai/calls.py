@@ -6,9 +6,9 @@ streamed chat, structured calls and the deployment check all go through `call_se
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +26,9 @@ class CallContext:
     user_id: int | None = None
     job_id: int | None = None
     chat_session_id: int | None = None
+    # A caller making many calls at once (a job's runner) may save their records together: each
+    # record, validated and not saved, is handed here instead of one INSERT per call.
+    record_to: Callable[[UsageRecord], None] | None = field(default=None, compare=False, repr=False)
 
 
 def usage_record_create(
@@ -62,7 +65,10 @@ def usage_record_create(
     )
     # The user is not looked up again (a query per call): the foreign key's constraint holds.
     record.full_clean(exclude=["user"], validate_unique=False, validate_constraints=False)
-    record.save()
+    if context.record_to is not None:
+        context.record_to(record)
+    else:
+        record.save()
     return record
 
 

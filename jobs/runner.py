@@ -33,6 +33,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from ai.calls import CallContext
+from ai.models import UsageRecord
 from ai.schema import Column as OutputColumn
 from jobs.events import job_progress_send
 from jobs.flushes import Flushes
@@ -89,6 +90,10 @@ class JobRunner(ModelCalls, Flushes):
         self.on_progress = on_progress
         self.tasks: queue.Queue = queue.Queue()
         self.results: queue.Queue = queue.Queue()
+        # The threads' usage records, saved together by the main thread (_usage_save).
+        self.usage: list[UsageRecord] = []
+        self.usage_lock = threading.Lock()
+        self.usage_closed = False  # after the run: a straggler's record is saved at once
         self.flushes: queue.Queue = queue.Queue()
         self.in_flight: dict[int, int] = {}  # JobRow id → row id
         self.backlog: list = []  # (JobRow id, Row) claimed, not yet handed to a thread
@@ -128,7 +133,9 @@ class JobRunner(ModelCalls, Flushes):
         spec = dict(job.output_spec)
         spec["options"] = tuple(spec.get("options") or ())
         self.output = OutputColumn(**spec)
-        self.context = CallContext(purpose="job", user_id=job.owner_id, job_id=job.pk)
+        self.context = CallContext(
+            purpose="job", user_id=job.owner_id, job_id=job.pk, record_to=self._usage_record
+        )
         # A previous run died while these were with the model: their answers were never stored.
         JobRow.objects.filter(job=job, status=JobRow.Status.RUNNING, has_output=False).update(
             status=JobRow.Status.PENDING
@@ -193,6 +200,7 @@ class JobRunner(ModelCalls, Flushes):
             if not self.stopping and not self.no_more_rows and now >= self.throttled_until:
                 self._dispatch()
             self._collect(timeout=0.1)
+            self._usage_save()
             idle = not self.in_flight and (self.stopping or self.no_more_rows)
             writes_allowed = self.stopping not in ("cancelled", "lost")
             count = self._flush_count(idle, time.monotonic() - last_flush)
@@ -232,6 +240,22 @@ class JobRunner(ModelCalls, Flushes):
                 self._flushed(*item[1:])
             else:
                 self._answered(item)
+
+    def _usage_record(self, record: UsageRecord) -> None:
+        """On the threads: a call's usage record, saved with the others by the main thread."""
+        with self.usage_lock:
+            if not self.usage_closed:
+                self.usage.append(record)
+                return
+        record.save()
+
+    def _usage_save(self, *, close: bool = False) -> None:
+        """The usage records of the calls that ended since the last look, in one INSERT."""
+        with self.usage_lock:
+            records, self.usage = self.usage, []
+            self.usage_closed = self.usage_closed or close
+        if records:
+            UsageRecord.objects.bulk_create(records, batch_size=500)
 
     # --- heartbeat, control, progress -------------------------------------------------------
 
@@ -285,6 +309,7 @@ class JobRunner(ModelCalls, Flushes):
 
     def _finish(self) -> str:
         job = self.job
+        self._usage_save(close=True)  # the threads are done: the last calls' records
         priority_leave(job=job)
         why = self.stopping
         if why != "lost":

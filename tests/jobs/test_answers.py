@@ -9,8 +9,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from ai.models import UsageRecord
 from jobs.answers import Answer, answers_store
-from jobs.models import JobRow
+from jobs.models import Job, JobRow
+from jobs.runner import job_run
 from jobs.sql import rows_update
 from sheets.models import Row
 from tests.jobs.conftest import created, first_rows, spec
@@ -65,3 +67,19 @@ def test_rows_update_sets_each_rows_own_json_and_time_in_batches(feedback):
     for i, row in enumerate(Row.objects.filter(pk__in=updated).order_by("row_number")):
         assert row.cells["x"] == {"value": i}
         assert row.modified_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_runs_usage_records_are_saved_together_one_per_call(editor, feedback, sandbox):
+    sandbox.configure(openai={"latency_ms": 50})
+    job = created(editor, spec(feedback, selection="rows", row_ids=first_rows(feedback, 24)))
+    table = UsageRecord._meta.db_table
+    with CaptureQueriesContext(connection) as queries:  # the runner's main thread
+        assert job_run(job_id=job.pk) == Job.Status.COMPLETED
+
+    records = UsageRecord.objects.filter(job_id=job.pk)
+    assert records.count() == 24
+    assert set(records.values_list("outcome", flat=True)) == {"ok"}
+    assert all(r.user_id == editor.pk and r.prompt_tokens > 0 for r in records)
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith(f'INSERT INTO "{table}"')]
+    assert 1 <= len(inserts) < 24  # several calls' records in each INSERT, not one per call
