@@ -62,6 +62,9 @@ def benchmark_run(name: str, run: Callable[[str], None], **env: str) -> None:
         db_file.unlink(missing_ok=True)
         os.environ["DATABASE_URL"] = f"sqlite:///{db_file}"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    # As scripts/run.py does: whitenoise warns on every request path while STATIC_ROOT is missing.
+    static_root = Path(os.environ.get("STATIC_ROOT", ROOT / "var" / "staticfiles"))
+    static_root.mkdir(parents=True, exist_ok=True)
     try:
         with sandbox_running(port) as url:
             run(url)
