@@ -76,6 +76,39 @@ def ports_taken(settings, *, redis_port: int | None) -> list[str]:
     return problems
 
 
+class _SetupSteps:
+    """The commands run once the servers answer. Each in its own session, so the terminal's
+    Ctrl-C does not interrupt one mid-import (a KeyboardInterrupt traceback in the log); stop()
+    ends the one running and starts no other, before the servers it talks to go away."""
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+
+    def manage(self, *args: str) -> None:
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._proc = subprocess.Popen(
+                [PYTHON, "manage.py", *args], cwd=ROOT, start_new_session=True
+            )
+        self._proc.wait()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped.set()
+            if self._proc is not None and self._proc.poll() is None:
+                self._proc.terminate()
+
+
+setup_steps = _SetupSteps()
+
+
 def setup_after_start(settings, web_url: str) -> None:
     """Mirror the sheets and register webhooks once the sandbox and the web server answer."""
     try:
@@ -90,9 +123,11 @@ def setup_after_start(settings, web_url: str) -> None:
     commands = get_commands()
     if "sync_sheets" in commands:
         say("mirroring sheets (first start takes a few seconds) …")
-        manage("sync_sheets", "--all", check=False)
+        setup_steps.manage("sync_sheets", "--all")
     if "register_webhooks" in commands:
-        manage("register_webhooks", check=False)
+        setup_steps.manage("register_webhooks")
+    if setup_steps.stopped:
+        return
     say(f"ready: open {web_url}/ and log in as {settings.DEMO_USER} / {settings.DEMO_PASSWORD}")
 
 
@@ -177,6 +212,14 @@ def main() -> int:
     schedule = settings.CELERY_BEAT_SCHEDULE_FILENAME
     manager.add_process("beat", f"{PYTHON} -m celery -A config beat -l INFO -s {schedule}")
 
+    # Ctrl-C, or a process that stopped: the setup commands end first.
+    terminate = manager.terminate
+
+    def terminate_after_setup() -> None:
+        setup_steps.stop()
+        terminate()
+
+    manager.terminate = terminate_after_setup
     web_url = f"http://{settings.WEB_HOST}:{settings.WEB_PORT}"
     threading.Thread(target=setup_after_start, args=(settings, web_url), daemon=True).start()
     say(f"starting; the app will be at {web_url}/ (Ctrl-C stops everything)")
