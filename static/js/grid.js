@@ -275,8 +275,13 @@
   const addButton = document.querySelector("[data-action=row-add]");
   if (addButton) {
     addButton.addEventListener("click", () => {
-      const focused = table.querySelector("td.cell[tabindex='0']");
-      const below = focused ? focused.parentElement.dataset.row : "";
+      // The current cell: focused, or open in an editor (an editor that just arrived replaced
+      // the focused cell and holds no tabindex yet), or one whose editor is on its way.
+      const current =
+        table.querySelector("td.cell[tabindex='0']") ||
+        editing() ||
+        (opening && document.getElementById(opening.id));
+      const below = current ? current.parentElement.dataset.row : "";
       htmx.ajax("POST", `${sheetUrl}rows/add/`, { swap: "none", source: table, values: { below } });
     });
   }
@@ -331,6 +336,8 @@
   // Refetches can overlap (an add's renumbering, then a delete's): only the newest may swap,
   // or an older answer would bring back a row deleted meanwhile.
   let refetchSeq = 0;
+  let refetchDone = 0; // the newest refetch whose rows were put in the grid
+  let refetchAskedAt = 0;
   function refetchLoaded(atLeast = 0) {
     if (editing() || opening) {
       refetchWaiting = true;
@@ -344,6 +351,7 @@
     params.set("offset", "0");
     params.set("limit", String(Math.max(100, loaded + (complete ? 100 : 0), atLeast)));
     refetchSeq += 1;
+    refetchAskedAt = Date.now();
     const refetch = {
       target: "#grid-body",
       swap: "innerHTML",
@@ -454,7 +462,14 @@
       return;
     }
     refetchKept = keptAcrossRefetch();
+    refetchDone = refetchSeq;
   });
+  // A refetch that never landed (its answer lost, or one deferred under an editor whose close
+  // went unnoticed) is asked again a few seconds later: the grid never keeps stale numbers.
+  setInterval(() => {
+    const owed = refetchWaiting || refetchDone < refetchSeq;
+    if (owed && !editing() && !opening && Date.now() - refetchAskedAt > 3000) refetchLoaded();
+  }, 1000);
   let refetchKept = null;
   table.addEventListener("htmx:afterSwap", (event) => {
     if (refetchKept && event.detail.target && event.detail.target.id === "grid-body") {

@@ -93,3 +93,27 @@ def test_a_row_added_at_the_bottom_is_loaded_and_focused_in_the_adder_s_grid(
     expect(last.locator("th.rownum span")).to_have_text(str(total + 1))
     expect(last.locator("td.cell").first).to_be_focused()
     expect(last).to_be_in_viewport()
+
+
+def test_add_row_with_a_cells_editor_open_adds_below_that_row(
+    page,
+    login,
+    alice,
+    tracker,  # noqa: F811
+):
+    """An open editor replaced the focused cell and held no tabindex: the row went to the bottom."""
+    task, third, fourth = column(tracker, "Task"), row_at(tracker, 3), row_at(tracker, 4)
+    login(alice)
+    open_grid(page, tracker)
+    expect(page.locator("#ws-status[data-state=open]")).to_have_count(1)
+    editor = cell(page, third, task).locator("input[name=text]")
+    cell(page, third, task).click()
+    expect(editor).to_be_focused()
+
+    page.get_by_test_id("row-add").click()
+    expect(page.locator(".toast")).to_contain_text("Row added.")
+
+    added = Row.objects.filter(sheet=tracker, row_number=4).exclude(pk=fourth.pk).get()
+    editor.press("Escape")  # the grid shows the new rows once the editor closes
+    expect(page.locator(f"#r-{third.pk} + tr")).to_have_attribute("data-row", str(added.pk))
+    expect(page.locator(f"#r-{added.pk} th.rownum span")).to_have_text("4")
