@@ -82,7 +82,7 @@ def quota_gate(*, deployment_name: str) -> float:
 def quota_pause(*, deployment_name: str, seconds: float) -> tuple[float, float] | None:
     """Send nothing to the deployment for `seconds`, from every process; (start, end) of the
     pause on Redis's clock, None when there is none."""
-    return _pause_keeper(deployment_name).pause_from(seconds)
+    return _pause_keeper(deployment_name).pause(seconds)
 
 
 def deployment_limiters(

@@ -293,16 +293,12 @@ class SlidingWindowLimiter:
     def restamp(self, reservation: Reservation) -> Reservation:
         return restamp_together([reservation])[0]
 
-    def pause(self, seconds: float) -> float | None:
-        """Admit nothing for `seconds` (a 429's retry-after), in every process.
+    def pause(self, seconds: float) -> tuple[float, float] | None:
+        """Admit nothing for `seconds` (a 429's retry-after), in every process; a pause only
+        ever grows.
 
-        Returns when the pause ends, in seconds on Redis's clock (None for no pause).
+        Returns (when it was set, when it ends) in seconds on Redis's clock (None for no pause).
         """
-        paused = self.pause_from(seconds)
-        return None if paused is None else paused[1]
-
-    def pause_from(self, seconds: float) -> tuple[float, float] | None:
-        """pause(), returning (when it was set, when it ends) on Redis's clock."""
         if seconds <= 0:
             return None
         until_ms, now_us = self._redis.eval(_PAUSE, 1, self.keys[1], int(seconds * 1000))

@@ -109,7 +109,7 @@ class _TimeoutMixin:
             # No Retry-After from Smartsheet: pause every process a little.
             seconds = settings.SMARTSHEET_RATE_LIMIT_PAUSE
             try:
-                response.workbench_paused = limiter.pause_from(seconds)
+                response.workbench_paused = limiter.pause(seconds)
             except redis.RedisError as exc:  # the 429 still reaches the retry loop
                 logger.warning("Redis unreachable: a Smartsheet 429 paused nobody (%s)", exc)
         return response

@@ -70,14 +70,14 @@ def test_acquire_gives_up_past_its_max_wait(limiter_name):
 
 def test_a_pause_stops_every_caller_until_it_ends(limiter_name):
     limiter = SlidingWindowLimiter(limiter_name, limit=100, window=60)
-    ends = limiter.pause(30)
+    _, ends = limiter.pause(30)
     assert 0 < limiter.paused_for() <= 30
     reservation, wait = limiter.try_acquire()
     assert reservation is None and 0 < wait <= 30
     assert abs(wait - (ends - redis_now())) < 1
 
     limiter.clear()
-    ends = limiter.pause(0.3)
+    _, ends = limiter.pause(0.3)
     assert limiter.acquire().admitted_at >= ends
     assert limiter.paused_for() == 0
 

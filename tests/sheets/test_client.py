@@ -168,9 +168,9 @@ def test_a_rate_limited_answer_is_retried_after_a_pause(sandbox, settings, monke
     # In order: ("paused until", t) for each pause a 429 set, ("admitted", t) for each request
     # the limiter let through; both on Redis's clock, which the shared limiter runs on.
     events: list[tuple[str, float]] = []
-    real_pause, real_try_acquire = SlidingWindowLimiter.pause_from, SlidingWindowLimiter.try_acquire
+    real_pause, real_try_acquire = SlidingWindowLimiter.pause, SlidingWindowLimiter.try_acquire
 
-    def pause_from(self, seconds):
+    def pause(self, seconds):
         paused = real_pause(self, seconds)
         events.append(("paused until", paused[1]))
         return paused
@@ -181,7 +181,7 @@ def test_a_rate_limited_answer_is_retried_after_a_pause(sandbox, settings, monke
             events.append(("admitted", reservation.admitted_at))
         return reservation, wait
 
-    monkeypatch.setattr(SlidingWindowLimiter, "pause_from", pause_from)
+    monkeypatch.setattr(SlidingWindowLimiter, "pause", pause)
     monkeypatch.setattr(SlidingWindowLimiter, "try_acquire", try_acquire)
     sandbox.configure(smartsheet={"fail_rate": 0.5, "fail_codes": [4003]})
     # The id lookup above may have cost a request of its own (it is cached per session).
