@@ -83,7 +83,7 @@ def job_grid_worker(job: Job) -> GridWorker:
     )
 
 
-_MARK_STATES = {
+MARK_STATES = {  # a JobRow's status -> how the grid marks its target cell
     JobRow.Status.PENDING: "queued",
     JobRow.Status.RUNNING: "working",
     JobRow.Status.FAILED: "failed",
@@ -92,7 +92,7 @@ _MARK_STATES = {
 
 def job_cell_mark(*, job_id: int, status: str, error: str = "") -> CellMark | None:
     """How the grid marks a target cell whose JobRow has `status` (None: nothing to show)."""
-    state = _MARK_STATES.get(status)
+    state = MARK_STATES.get(status)
     if state is None:
         return None
     title = f"failed: {error}" if state == "failed" and error else state
@@ -116,8 +116,9 @@ def sheet_jobs_message(*, job: Job, working: list[int], finished: list[int]) -> 
             mark = job_cell_mark(job_id=job.pk, status=JobRow.Status.FAILED, error=error)
             marks[str(row_id)] = [mark.state, mark.title]
     if active:
+        mark = job_cell_mark(job_id=job.pk, status=JobRow.Status.RUNNING)
         for pk in working:
-            marks[str(pk)] = ["working", "working"]
+            marks[str(pk)] = [mark.state, mark.title]
     return {
         "type": "sheet.jobs",
         "sheet_id": job.sheet_id,

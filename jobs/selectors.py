@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db.models import Case, F, FilteredRelation, IntegerField, Q, QuerySet, Value, When
 from django.http import Http404
 
-from jobs.events import job_cell_mark, job_grid_worker, job_progress_message
+from jobs.events import MARK_STATES, job_cell_mark, job_grid_worker, job_progress_message
 from jobs.models import Job, JobRow
 from sheets.grid import CellMark, GridWorker
 from sheets.selectors import sheet_role_for
@@ -107,9 +107,6 @@ def jobs_running_on_sheet(*, sheet_id: int) -> QuerySet[Job]:
     ).exclude(started_at=None)
 
 
-MARKED_STATUSES = (JobRow.Status.PENDING, JobRow.Status.RUNNING, JobRow.Status.FAILED)
-
-
 def sheet_job_activity(
     *, sheet_id: int, row_ids: list[int]
 ) -> tuple[list[GridWorker], dict[tuple[int, int], CellMark]]:
@@ -131,7 +128,7 @@ def sheet_job_activity(
         # One row per (job, marked row); a job with none of these rows marked still comes once.
         marked = FilteredRelation(
             "rows",
-            condition=Q(rows__row_id__in=row_ids, rows__status__in=list(MARKED_STATUSES)),
+            condition=Q(rows__row_id__in=row_ids, rows__status__in=list(MARK_STATES)),
         )
         jobs = jobs.annotate(marked=marked).annotate(
             mark_row=F("marked__row_id"),
@@ -147,10 +144,3 @@ def sheet_job_activity(
                 job_id=job.pk, status=job.mark_status, error=job.mark_error
             )
     return list(workers.values()), marks
-
-
-def job_cell_states(*, sheet_id: int, row_ids: list[int]) -> dict[tuple[int, int], str]:
-    """(row id, column id) → "queued" / "working" / "failed" for target cells of running jobs
-    that are not written yet (the grid marks them)."""
-    _, marks = sheet_job_activity(sheet_id=sheet_id, row_ids=row_ids)
-    return {key: mark.state for key, mark in marks.items()}

@@ -4,7 +4,7 @@ import pytest
 
 from jobs.models import Job, JobRow
 from jobs.runner import job_run
-from jobs.selectors import job_cell_states, job_progress, job_rows_for_page, jobs_visible_to
+from jobs.selectors import job_progress, job_rows_for_page, jobs_visible_to, sheet_job_activity
 from jobs.services import job_start
 from tests.jobs.conftest import column, created, first_rows, spec
 
@@ -33,10 +33,13 @@ def test_the_grid_sees_a_started_jobs_target_cells_as_queued_until_written(edito
     rows = first_rows(feedback, 3)
     job = created(editor, spec(feedback, selection="rows", row_ids=rows))
     target = column(feedback, "Sentiment").pk
-    assert job_cell_states(sheet_id=feedback.pk, row_ids=list(rows)) == {}  # not started
+
+    def states():
+        _, marks = sheet_job_activity(sheet_id=feedback.pk, row_ids=list(rows))
+        return {key: mark.state for key, mark in marks.items()}
+
+    assert states() == {}  # not started
     job_start(user=editor, job_id=job.pk)
-    assert job_cell_states(sheet_id=feedback.pk, row_ids=list(rows)) == {
-        (row, target): "queued" for row in rows
-    }
+    assert states() == {(row, target): "queued" for row in rows}
     JobRow.objects.filter(job=job, row_id=rows[0]).update(status="done")
-    assert (rows[0], target) not in job_cell_states(sheet_id=feedback.pk, row_ids=list(rows))
+    assert (rows[0], target) not in states()
